@@ -1,0 +1,27 @@
+"""Train, backtest and log one time-series pipeline; with ``-m``, sweep over many.
+
+    python src/train.py                                   # one run, default config
+    python src/train.py -m preprocess=none,log,detrend    # one parent run, three children
+
+Hydra composes ``conf/``; everything else lives in the ``tssweep`` package.
+"""
+
+import os
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+# conf/paths/default.yaml puts outputs/ under the checkout, wherever the command runs
+os.environ.setdefault("TSSWEEP_ROOT", str(Path(__file__).resolve().parents[1]))
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    from tssweep.job import run_job  # imported late so --help and --cfg stay fast
+
+    return run_job(cfg)
+
+
+if __name__ == "__main__":
+    main()

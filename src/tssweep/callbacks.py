@@ -1,0 +1,105 @@
+"""The Hydra callback that makes a multirun one MLflow parent run with nested children.
+
+Registered in ``conf/hydra/default.yaml``. ``on_multirun_start`` runs once in the main
+process before any job: it creates the store (so parallel workers never race to create
+a fresh SQLite schema) and the parent run. At the end the parent gets the ranking of its
+children and a verdict on the winner. Hydra skips ``on_multirun_end`` when a job
+failed, so the same closing step is also registered with ``atexit``: the parent is
+closed, with its summary, however the sweep ends.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import statistics
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from mlflow.entities import RunStatus
+from omegaconf import DictConfig
+
+from tssweep import plots, summary, tracking
+from tssweep.evaluate import greater_is_better
+
+log = logging.getLogger(__name__)
+
+
+class MlflowSweepCallback(Callback):
+    """Opens the sweep's parent run at the start and summarises and closes it at the end."""
+
+    def __init__(self) -> None:
+        self._store: tracking.Store | None = None
+        self._parent_id: str | None = None
+        self._metric = ""
+        self._sweep_dir = ""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self._store = tracking.open_store(config.tracking)
+        self._metric = str(config.optimized_metric)
+        self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
+        overrides = " ".join(config.hydra.overrides.task)
+        self._parent_id = tracking.start_parent(
+            self._store, self._sweep_dir, run_name=f"sweep {overrides}".strip(),
+            tags={"tssweep.overrides": overrides, "optimized_metric": self._metric,
+                  **tracking.source_tags(str(config.paths.root_dir))})
+        atexit.register(self._close, completed=False)
+        log.info("MLflow parent run %s in %s", self._parent_id, self._store.uri)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        self._close(completed=True)
+
+    def _close(self, completed: bool) -> None:
+        """Log the summary and close the parent; a no-op after the first call."""
+        if self._parent_id is None:
+            return
+        store, parent_id = self._store, self._parent_id
+        self._parent_id = None
+        failed = True
+        try:
+            failed = _summarise(store, parent_id, self._metric, Path(self._sweep_dir)) > 0
+        finally:
+            status = RunStatus.FINISHED if completed and not failed else RunStatus.FAILED
+            tracking.finish_parent(store, parent_id, RunStatus.to_string(status))
+            log.info("MLflow parent run %s closed as %s: %s", parent_id,
+                     RunStatus.to_string(status), self._summary_hint())
+
+    def _summary_hint(self) -> str:
+        return f"see {Path(self._sweep_dir) / 'summary' / 'summary.md'}"
+
+
+def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Path) -> int:
+    """Rank the children, judge each dataset's winner, log it on the parent; return failures."""
+    higher = greater_is_better(metric)
+    frame = tracking.runs_frame(tracking.child_runs(store, parent_id), metric)
+    ranked = summary.rank(frame, metric, higher)
+    finished_ids = ranked.loc[ranked["rank"].notna(), "run_id"]
+    folds_by_run = {run_id: tracking.fold_values(store, run_id, metric) for run_id in finished_ids}
+    comparisons = summary.compare_best(ranked, metric, higher, folds_by_run)
+    n_failed = int((frame["status"] != "FINISHED").sum())
+
+    out = sweep_dir / "summary"
+    out.mkdir(parents=True, exist_ok=True)
+    ranked.to_csv(out / "children.csv", index=False)
+    (out / "summary.md").write_text(summary.to_markdown(ranked, comparisons, metric))
+    if len(finished_ids):
+        fold_std = {run_id: statistics.stdev(values) if len(values) > 1 else 0.0
+                    for run_id, values in folds_by_run.items()}
+        plots.metric_bars(ranked, metric, fold_std, out / f"{metric}_by_child.png")
+
+    metrics = {"n_children": len(frame), "n_finished": len(finished_ids), "n_failed": n_failed}
+    tags = {}
+    for c in comparisons:
+        # one dataset: best_mase; several: airline.best_mase, lynx.best_mase, ...
+        prefix = f"{c.dataset}." if len(comparisons) > 1 else ""
+        values = {f"best_{metric}": c.best_value, "best_margin": c.margin,
+                  "best_margin_percent": c.margin_percent, "best_folds_won": c.folds_won,
+                  "best_vs_runner_up_p_value": c.p_value}
+        metrics.update({prefix + key: value for key, value in values.items() if value is not None})
+        tags.update({prefix + "best_run_id": c.best_run_id, prefix + "best_run_name": c.best_name,
+                     prefix + "verdict": c.verdict})
+    run = tracking.TrackedRun(store, parent_id)
+    run.log(metrics=metrics, tags=tags)
+    run.log_artifacts(out)
+    return n_failed

@@ -1,0 +1,152 @@
+"""Honest scoring of one forecasting pipeline: backtest folds, then an untouched holdout.
+
+The last ``horizon`` points are the holdout. Sweeps and searches only ever see the
+backtest on the data before it: an expanding-window splitter with forecasting horizon
+``1..horizon``, each fold fitted on the past alone. Only after that is the pipeline
+refitted on everything before the holdout and scored on it (``test_*`` metrics), so
+picking the best of many variants by backtest score does not leak into the test.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
+from sktime.performance_metrics.forecasting import (
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_absolute_scaled_error,
+    mean_squared_error,
+)
+from sktime.split import ExpandingWindowSplitter
+
+from tssweep.errors import BadInput
+
+# name -> scorer(y_true, y_pred, y_train, sp); all are errors: lower is better
+METRICS = {
+    "mae": lambda y_true, y_pred, y_train, sp: mean_absolute_error(y_true, y_pred),
+    "rmse": lambda y_true, y_pred, y_train, sp: mean_squared_error(y_true, y_pred, square_root=True),
+    "smape": lambda y_true, y_pred, y_train, sp: mean_absolute_percentage_error(
+        y_true, y_pred, symmetric=True),
+    "mase": lambda y_true, y_pred, y_train, sp: mean_absolute_scaled_error(
+        y_true, y_pred, y_train=y_train, sp=sp),
+}
+GREATER_IS_BETTER: frozenset[str] = frozenset()
+
+
+@dataclass
+class Evaluation:
+    """Everything one job measured, ready to be logged.
+
+    ``fold_scores`` has one row per backtest fold (metrics, cutoff, fit and predict
+    seconds); ``backtest_scores`` their means, the numbers sweeps compare;
+    ``test_scores`` the holdout's (``test_mase``, ...). ``fitted`` is the pipeline
+    refitted on ``history`` (everything before the holdout) that produced
+    ``holdout_forecast``.
+    """
+
+    fold_scores: pd.DataFrame
+    backtest_scores: dict[str, float]
+    test_scores: dict[str, float]
+    history: pd.Series
+    holdout: pd.Series
+    holdout_forecast: pd.Series
+    fitted: BaseForecaster
+    fit_seconds: float
+    predict_seconds: float
+
+
+def check_metric(optimized_metric: str) -> None:
+    """Fail before training when ``optimized_metric`` is not a metric this task computes."""
+    if optimized_metric not in METRICS:
+        raise BadInput("optimized_metric", optimized_metric, "unknown metric.", ", ".join(METRICS))
+
+
+def greater_is_better(metric: str) -> bool:
+    """Direction of a metric name, with or without a ``test_`` prefix."""
+    return metric.removeprefix("test_") in GREATER_IS_BETTER
+
+
+def make_splitter(series_length: int, dataset_cfg: DictConfig) -> ExpandingWindowSplitter:
+    """Expanding-window backtest over the data before the holdout, checked for length.
+
+    The first fold trains on at least two seasonal periods, so seasonal transforms and
+    the seasonal MASE denominator both have enough data.
+    """
+    horizon = int(dataset_cfg.horizon)
+    folds = int(dataset_cfg.backtest.folds)
+    step = int(dataset_cfg.backtest.step)
+    seasonal_period = int(dataset_cfg.seasonal_period)
+    for key, value, low in (("dataset.horizon", horizon, 1), ("dataset.backtest.folds", folds, 1),
+                            ("dataset.backtest.step", step, 1),
+                            ("dataset.seasonal_period", seasonal_period, 1)):
+        if value < low:
+            raise BadInput(key, value, f"must be at least {low}.", f"an integer >= {low}")
+    min_train = max(2 * seasonal_period, horizon, 3)
+    needed = min_train + horizon + (folds - 1) * step + horizon
+    if series_length < needed:
+        raise BadInput(
+            "dataset.backtest.folds", folds,
+            f"the series has {series_length} points, too few for a holdout of {horizon}, "
+            f"{folds} folds {step} apart with horizon {horizon} and a first training window of "
+            f"{min_train}; it needs at least {needed}.",
+            "fewer folds, a smaller dataset.horizon or dataset.backtest.step, or a longer series",
+        )
+    initial_window = series_length - horizon - horizon - (folds - 1) * step
+    return ExpandingWindowSplitter(fh=np.arange(1, horizon + 1), initial_window=initial_window,
+                                   step_length=step)
+
+
+def evaluate(forecaster: BaseForecaster, series: pd.Series, dataset_cfg: DictConfig) -> Evaluation:
+    """Backtest ``forecaster`` on ``series`` minus the holdout, then score the holdout."""
+    horizon = int(dataset_cfg.horizon)
+    seasonal_period = int(dataset_cfg.seasonal_period)
+    splitter = make_splitter(len(series), dataset_cfg)
+    history, holdout = series.iloc[:-horizon], series.iloc[-horizon:]
+    score = partial(_score, sp=seasonal_period)
+
+    fold_rows = []
+    for fold, (train_index, test_index) in enumerate(splitter.split(history)):
+        y_train, y_test = history.iloc[train_index], history.iloc[test_index]
+        _, forecast, fit_seconds, predict_seconds = _fit_predict(forecaster, y_train, y_test.index)
+        fold_rows.append({"fold": fold, "cutoff": str(y_train.index[-1]),
+                          **score(y_test, forecast, y_train),
+                          "fit_seconds": fit_seconds, "predict_seconds": predict_seconds})
+    fold_scores = pd.DataFrame(fold_rows).set_index("fold")
+
+    fitted, holdout_forecast, fit_seconds, predict_seconds = _fit_predict(
+        forecaster, history, holdout.index)
+    test_scores = {f"test_{name}": value
+                   for name, value in score(holdout, holdout_forecast, history).items()}
+    return Evaluation(
+        fold_scores=fold_scores,
+        backtest_scores={name: float(fold_scores[name].mean()) for name in METRICS},
+        test_scores=test_scores,
+        history=history,
+        holdout=holdout,
+        holdout_forecast=holdout_forecast,
+        fitted=fitted,
+        fit_seconds=float(fold_scores["fit_seconds"].sum() + fit_seconds),
+        predict_seconds=float(fold_scores["predict_seconds"].sum() + predict_seconds),
+    )
+
+
+def _fit_predict(forecaster: BaseForecaster, y_train: pd.Series, target_index: pd.Index):
+    """Fit a fresh clone on ``y_train`` and forecast ``target_index``; time both."""
+    fh = ForecastingHorizon(target_index, is_relative=False)
+    model = forecaster.clone()
+    start = time.perf_counter()
+    model.fit(y_train, fh=fh)
+    fitted_at = time.perf_counter()
+    forecast = model.predict(fh)
+    done = time.perf_counter()
+    return model, forecast, fitted_at - start, done - fitted_at
+
+
+def _score(y_true: pd.Series, y_pred: pd.Series, y_train: pd.Series, sp: int) -> dict[str, float]:
+    return {name: float(metric(y_true, y_pred, y_train, sp)) for name, metric in METRICS.items()}

@@ -1,0 +1,63 @@
+"""The ``preprocess`` config group: target transforms wrapped around the model.
+
+``conf/preprocess/<name>.yaml`` lists sktime transformers under ``steps`` (in order).
+They go into a ``TransformedTargetForecaster`` so that the model learns on the
+transformed series and its forecasts are inverse-transformed back to the original
+scale before anything is scored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from sktime.forecasting.base import BaseForecaster
+from sktime.forecasting.compose import TransformedTargetForecaster
+
+from tssweep.errors import BadInput
+
+
+def build_transformers(preprocess_cfg: DictConfig) -> list[tuple[str, object]]:
+    """Instantiate ``preprocess_cfg.steps`` into named, unfitted sktime transformers."""
+    return [(name, instantiate(node, _convert_="all")) for name, node in preprocess_cfg.steps.items()]
+
+
+def wrap_forecaster(preprocess_cfg: DictConfig, forecaster: BaseForecaster) -> BaseForecaster:
+    """The forecaster behind the configured target transforms (itself when there are none)."""
+    transformers = build_transformers(preprocess_cfg)
+    if not transformers:
+        return forecaster
+    return TransformedTargetForecaster(steps=[*transformers, ("forecaster", forecaster)])
+
+
+def check_applicable(preprocess_cfg: DictConfig, series: pd.Series, option: str) -> None:
+    """Fit the transforms once on ``series`` and fail early if they break it.
+
+    A log or Box-Cox transform of a series with zeros or negatives, or a multiplicative
+    decomposition of one with zeros, gives infinities or NaNs (or raises) deep inside
+    training; checked here it becomes one message naming the preprocessing and the
+    offending values, before any model is fitted. ``option`` is the group option
+    chosen (``log``), for the message.
+    """
+    transformed = series
+    for name, transformer in build_transformers(preprocess_cfg):
+        try:
+            transformed = transformer.fit_transform(transformed)
+        except (ValueError, ArithmeticError) as err:
+            raise _not_applicable(series, option, name, str(err)) from err
+        values = np.asarray(transformed, dtype=float)
+        if not np.isfinite(values).all():
+            raise _not_applicable(series, option, name, "it produced infinite or missing values")
+
+
+def _not_applicable(series: pd.Series, option: str, step: str, reason: str) -> BadInput:
+    low = float(series.min())
+    needs_positive = " It needs a strictly positive series." if low <= 0 else ""
+    return BadInput(
+        "preprocess", option,
+        f"step {step!r} cannot transform this series ({reason}; its minimum is {low:g}).{needs_positive}",
+        "a preprocessing without log, Box-Cox or multiplicative steps, e.g. none, detrend,"
+        " deseasonalize, difference",
+    )
+

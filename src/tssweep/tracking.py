@@ -1,0 +1,260 @@
+"""Everything MLflow: where the store is, the parent run of a sweep, a job's run.
+
+This is the only module (with the Hydra callback that calls it) that imports mlflow.
+It talks to the store through ``MlflowClient`` with explicit run and experiment ids,
+never through the fluent "active run" state: jobs of the basic launcher share one
+process, and a global active run would leak from one job into the next.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from omegaconf import DictConfig, OmegaConf
+
+PARENT_RUN_ENV = "TSSWEEP_PARENT_RUN_ID"
+SWEEP_DIR_TAG = "tssweep.sweep_dir"
+ROLE_TAG = "tssweep.role"
+PARENT_TAG = "mlflow.parentRunId"
+
+# MLflow's own batch limits per log_batch call
+_MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000
+_MAX_PARAM_LENGTH = 6000
+# What a logged pipeline needs to be loaded again, pinned to what trained it; passing
+# them spares MLflow's requirement inference, which costs over a second per model.
+_MODEL_REQUIREMENTS = ("sktime", "catboost", "statsmodels", "scikit-learn", "pandas", "numpy",
+                       "scipy")
+
+
+@dataclass
+class Store:
+    """An MLflow client bound to the experiment the runs of this invocation go to."""
+
+    client: MlflowClient
+    experiment_id: str
+    uri: str
+
+
+def open_store(tracking_cfg: DictConfig) -> Store:
+    """Connect to the configured store and get (or create) the experiment, once.
+
+    ``MLFLOW_TRACKING_URI`` wins over ``tracking.uri``. A SQLite store's folder is
+    created, and a new experiment gets ``tracking.artifact_location`` explicitly, so
+    MLflow never falls back to ``./mlruns`` in the current directory.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or str(tracking_cfg.uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=uri)
+    name = str(tracking_cfg.experiment)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return Store(client, experiment.experiment_id, uri)
+    location = tracking_cfg.get("artifact_location")
+    if location:
+        Path(location).mkdir(parents=True, exist_ok=True)
+        location = Path(location).resolve().as_uri()
+    return Store(client, client.create_experiment(name, artifact_location=location), uri)
+
+
+def flatten(cfg: DictConfig) -> dict[str, str]:
+    """Every leaf of a resolved config as ``group.key`` -> string, MLflow's param shape."""
+    flat: dict[str, str] = {}
+
+    def walk(node: object, prefix: str) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        elif isinstance(node, list):
+            flat[prefix] = str(node)[:_MAX_PARAM_LENGTH]
+        else:
+            flat[prefix] = str(node)[:_MAX_PARAM_LENGTH]
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+@lru_cache(maxsize=None)
+def source_tags(root_dir: str) -> dict[str, str]:
+    """Git commit and dirty flag of the checkout that ran, so a result can be reproduced."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", root_dir, *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"git.commit": "unknown"}
+    return {"git.commit": commit, "git.dirty": str(dirty).lower(), "mlflow.source.git.commit": commit}
+
+
+class TrackedRun:
+    """One MLflow run to log to; callers hand it plain values, never mlflow objects."""
+
+    def __init__(self, store: Store, run_id: str):
+        self.store = store
+        self.run_id = run_id
+
+    def log(self, params: Mapping[str, object] = {}, metrics: Mapping[str, float] = {},
+            tags: Mapping[str, object] = {}, step_metrics: Mapping[str, list[float]] = {}) -> None:
+        """Log in as few ``log_batch`` calls as MLflow's limits allow.
+
+        ``step_metrics`` maps a metric name to its values per step (fold 0, 1, ...).
+        """
+        now = int(time.time() * 1000)
+        metric_rows = [Metric(key, float(value), now, 0) for key, value in metrics.items()]
+        metric_rows += [Metric(key, float(value), now, step)
+                        for key, values in step_metrics.items() for step, value in enumerate(values)]
+        param_rows = [Param(key, str(value)) for key, value in params.items()]
+        tag_rows = [RunTag(key, str(value)) for key, value in tags.items()]
+        while metric_rows or param_rows or tag_rows:
+            self.store.client.log_batch(self.run_id, metrics=metric_rows[:_MAX_METRICS],
+                                        params=param_rows[:_MAX_PARAMS], tags=tag_rows[:_MAX_TAGS])
+            metric_rows, param_rows = metric_rows[_MAX_METRICS:], param_rows[_MAX_PARAMS:]
+            tag_rows = tag_rows[_MAX_TAGS:]
+
+    def log_artifacts(self, local_dir: Path) -> None:
+        """Upload a folder's files to the run's artifact root in one call."""
+        self.store.client.log_artifacts(self.run_id, str(local_dir))
+
+
+def save_model(fitted: object, path: Path) -> None:
+    """Save a fitted sktime estimator in MLflow's model format (sktime flavor + pyfunc).
+
+    Loadable with ``sktime.utils.mlflow_sktime.load_model`` or
+    ``mlflow.pyfunc.load_model`` from ``runs:/<run_id>/model``.
+    """
+    from sktime.utils import mlflow_sktime
+
+    mlflow_sktime.save_model(fitted, str(path), pip_requirements=_pinned(_MODEL_REQUIREMENTS))
+
+
+@contextmanager
+def job_run(store: Store, run_name: str, tags: Mapping[str, str],
+            sweep_dir: str | None) -> Iterator[TrackedRun]:
+    """Open the run of one job and always close it with its real status.
+
+    In a multirun (``sweep_dir`` given) the run is a child of the sweep's parent run.
+    An exception marks it FAILED with its traceback as ``traceback.txt``, Ctrl-C marks
+    it KILLED; both are re-raised so Hydra reports the job as failed.
+    """
+    run_tags = dict(tags)
+    if sweep_dir is not None:
+        run_tags[PARENT_TAG] = find_parent(store, sweep_dir)
+        run_tags[ROLE_TAG] = "child"
+    run = store.client.create_run(store.experiment_id, tags=run_tags, run_name=run_name)
+    run_id = run.info.run_id
+    try:
+        yield TrackedRun(store, run_id)
+    except KeyboardInterrupt:
+        store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException as err:
+        _log_failure(store, run_id, err)
+        raise
+    else:
+        store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
+def find_parent(store: Store, sweep_dir: str) -> str:
+    """The parent run of the sweep this job belongs to.
+
+    The callback puts its id in the environment, which reaches jobs in this process and
+    in local worker processes; a job on another machine finds it by the tag holding the
+    sweep dir instead.
+    """
+    from_env = os.environ.get(PARENT_RUN_ENV)
+    if from_env:
+        return from_env
+    parents = store.client.search_runs(
+        [store.experiment_id],
+        filter_string=f"tags.`{SWEEP_DIR_TAG}` = '{sweep_dir}' and tags.`{ROLE_TAG}` = 'parent'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not parents:
+        raise RuntimeError(f"No MLflow parent run tagged {SWEEP_DIR_TAG}={sweep_dir!r} in "
+                           f"{store.uri}: was the tssweep callback removed from hydra.callbacks?")
+    return parents[0].info.run_id
+
+
+def start_parent(store: Store, sweep_dir: str, run_name: str, tags: Mapping[str, str]) -> str:
+    """Create the parent run of a sweep and publish its id to the jobs."""
+    run = store.client.create_run(
+        store.experiment_id, run_name=run_name,
+        tags={**tags, SWEEP_DIR_TAG: sweep_dir, ROLE_TAG: "parent"})
+    os.environ[PARENT_RUN_ENV] = run.info.run_id
+    return run.info.run_id
+
+
+def child_runs(store: Store, parent_id: str) -> list:
+    """Every child run of ``parent_id``, oldest first."""
+    runs, token = [], None
+    while True:
+        page = store.client.search_runs([store.experiment_id],
+                                        filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'",
+                                        order_by=["attributes.start_time ASC"], page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def fold_values(store: Store, run_id: str, metric: str) -> list[float]:
+    """A run's per-fold values of ``fold_<metric>``, in fold order."""
+    history = store.client.get_metric_history(run_id, f"fold_{metric}")
+    return [m.value for m in sorted(history, key=lambda m: m.step)]
+
+
+def finish_parent(store: Store, parent_id: str, status: str) -> None:
+    """Close the parent run and take its id out of the environment."""
+    store.client.set_terminated(parent_id, status)
+    if os.environ.get(PARENT_RUN_ENV) == parent_id:
+        del os.environ[PARENT_RUN_ENV]
+
+
+def _log_failure(store: Store, run_id: str, err: BaseException) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "traceback.txt"
+        trace.write_text("".join(traceback.format_exception(err)))
+        try:
+            store.client.log_artifacts(run_id, folder)
+            store.client.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:5000])
+        finally:
+            store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+
+
+def _pinned(packages: tuple[str, ...]) -> list[str]:
+    pins = []
+    for package in packages:
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def runs_frame(runs: list, metric: str) -> pd.DataFrame:
+    """One row per run: id, name, dataset, status, the metric, its test twin, fit seconds."""
+    columns = ["run_id", "run_name", "dataset", "status", metric, f"test_{metric}", "fit_seconds"]
+    rows = [{
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "dataset": run.data.params.get("dataset.name", ""),
+        "status": run.info.status,
+        metric: run.data.metrics.get(metric),
+        f"test_{metric}": run.data.metrics.get(f"test_{metric}"),
+        "fit_seconds": run.data.metrics.get("fit_seconds"),
+    } for run in runs]
+    return pd.DataFrame(rows, columns=columns)
