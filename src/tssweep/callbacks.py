@@ -16,6 +16,7 @@ import os
 import statistics
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from mlflow.entities import RunStatus
 from omegaconf import DictConfig
@@ -39,10 +40,11 @@ class MlflowSweepCallback(Callback):
         self._store = tracking.open_store(config.tracking)
         self._metric = str(config.optimized_metric)
         self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
-        overrides = " ".join(config.hydra.overrides.task)
+        overrides = list(config.hydra.overrides.task)
         self._parent_id = tracking.start_parent(
-            self._store, self._sweep_dir, run_name=f"sweep {overrides}".strip(),
-            tags={"tssweep.overrides": overrides, "optimized_metric": self._metric,
+            self._store, self._sweep_dir, run_name=" ".join(["sweep", *overrides]),
+            swept_keys=_swept_keys(config, overrides),
+            tags={"tssweep.overrides": " ".join(overrides), "optimized_metric": self._metric,
                   **tracking.source_tags(str(config.paths.root_dir))})
         atexit.register(self._close, completed=False)
         log.info("MLflow parent run %s in %s", self._parent_id, self._store.uri)
@@ -67,6 +69,14 @@ class MlflowSweepCallback(Callback):
 
     def _summary_hint(self) -> str:
         return f"see {Path(self._sweep_dir) / 'summary' / 'summary.md'}"
+
+
+def _swept_keys(config: DictConfig, overrides: list[str]) -> list[str]:
+    """Config keys that vary across the sweep: command-line sweeps and the sweeper's params."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    keys = [override.key_or_group for override in parsed if override.is_sweep_override()]
+    sweeper_params = config.hydra.sweeper.get("params") or {}
+    return keys + [str(key) for key in sweeper_params if str(key) not in keys]
 
 
 def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Path) -> int:

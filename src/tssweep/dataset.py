@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from tssweep.errors import BadInput
+from tssweep.errors import BadInput, instantiate
 
 
 def load_series(dataset_cfg: DictConfig) -> pd.Series:

@@ -28,3 +28,21 @@ class BadInput(ValueError):
         if allowed:
             message += f" Allowed: {allowed}."
         super().__init__(message)
+
+
+def instantiate(config, **kwargs):
+    """``hydra.utils.instantiate`` that lets a :class:`BadInput` from the target through.
+
+    Hydra wraps whatever a ``_target_`` raises in an ``InstantiationException`` whose
+    message starts with Hydra's internals; the user's mistake is the cause, so that is
+    what is raised.
+    """
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    try:
+        return hydra_instantiate(config, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, BadInput):
+            raise err.__cause__ from None
+        raise

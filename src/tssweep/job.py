@@ -31,7 +31,6 @@ def run_job(cfg: DictConfig) -> float:
     evaluate.check_metric(cfg.optimized_metric)
 
     store = tracking.open_store(cfg.tracking)
-    run_name = " ".join(overrides) or "{dataset} {preprocess} {model}".format_map(choices)
     tags = {"tssweep.overrides": " ".join(overrides), "optimized_metric": cfg.optimized_metric,
             "mlflow.source.name": "src/train.py",
             **tracking.source_tags(str(cfg.paths.root_dir))}
@@ -39,15 +38,16 @@ def run_job(cfg: DictConfig) -> float:
         tags["tssweep.job_num"] = str(hydra_cfg.job.num)
     sweep_dir = os.path.abspath(hydra_cfg.sweep.dir) if in_sweep else None
 
-    with tracking.job_run(store, run_name, tags, sweep_dir) as run:
+    default_name = "{dataset} {preprocess} {model}".format_map(choices)
+    with tracking.job_run(store, overrides, default_name, tags, sweep_dir) as run:
+        run.log(params={**tracking.flatten(cfg), **{f"{g}.name": o for g, o in choices.items()}})
         series = dataset.load_series(cfg.dataset)
+        run.log(tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
         preprocess.check_applicable(cfg.preprocess, series, choices.get("preprocess", "?"))
-        run.log(params={**tracking.flatten(cfg), **{f"{g}.name": o for g, o in choices.items()}},
-                tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
         pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_forecaster(cfg.model))
         scores = evaluate.evaluate(pipeline, series, cfg.dataset)
         artifacts = Path(hydra_cfg.runtime.output_dir) / "artifacts"
-        _write_artifacts(cfg, scores, run_name, artifacts)
+        _write_artifacts(cfg, scores, run.name, artifacts)
         run.log(metrics={**scores.backtest_scores, **scores.test_scores,
                          "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
                 step_metrics={f"fold_{name}": scores.fold_scores[name].tolist()

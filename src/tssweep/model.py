@@ -9,12 +9,11 @@ arguments keep the MLflow params readable (``model.depth``, not
 from __future__ import annotations
 
 from catboost import CatBoostRegressor
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from sktime.forecasting.base import BaseForecaster
 from sktime.forecasting.compose import make_reduction
 
-from tssweep.errors import BadInput
+from tssweep.errors import BadInput, instantiate
 
 STRATEGIES = ("recursive", "direct")
 

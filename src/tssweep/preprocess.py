@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from sktime.forecasting.base import BaseForecaster
 from sktime.forecasting.compose import TransformedTargetForecaster
 
-from tssweep.errors import BadInput
+from tssweep.errors import BadInput, instantiate
 
 
 def build_transformers(preprocess_cfg: DictConfig) -> list[tuple[str, object]]:
@@ -43,9 +42,10 @@ def check_applicable(preprocess_cfg: DictConfig, series: pd.Series, option: str)
     transformed = series
     for name, transformer in build_transformers(preprocess_cfg):
         try:
-            transformed = transformer.fit_transform(transformed)
-        except (ValueError, ArithmeticError) as err:
-            raise _not_applicable(series, option, name, str(err)) from err
+            with np.errstate(all="ignore"):  # the infinities are reported below, once
+                transformed = transformer.fit_transform(transformed)
+        except Exception as err:  # whatever the transformer raises, the data is the cause
+            raise _not_applicable(series, option, name, f"{type(err).__name__}: {err}") from err
         values = np.asarray(transformed, dtype=float)
         if not np.isfinite(values).all():
             raise _not_applicable(series, option, name, "it produced infinite or missing values")

@@ -39,12 +39,15 @@ class Comparison:
 def rank(children: pd.DataFrame, metric: str, greater_is_better: bool) -> pd.DataFrame:
     """Finished children ranked best first within each dataset; failed ones last, unranked.
 
+    Datasets keep the order in which the sweep ran them.
+
     ``children`` needs the columns ``dataset``, ``status`` and ``metric``.
     """
     finished = children[children["status"].eq("FINISHED") & children[metric].notna()]
     ordered = finished.sort_values(metric, ascending=not greater_is_better, kind="stable")
     ranked = [group.assign(rank=range(1, len(group) + 1))
-              for _, group in ordered.groupby("dataset", sort=False)]
+              for group in (ordered[ordered["dataset"] == name] for name in children["dataset"].unique())
+              if len(group)]
     unranked = children.drop(finished.index).assign(rank=pd.NA)
     frame = pd.concat([*ranked, unranked]) if ranked else unranked
     return frame.reset_index(drop=True)[["rank", *children.columns]]

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 PARENT_RUN_ENV = "TSSWEEP_PARENT_RUN_ID"
 SWEEP_DIR_TAG = "tssweep.sweep_dir"
 ROLE_TAG = "tssweep.role"
+SWEPT_KEYS_TAG = "tssweep.swept_keys"
 PARENT_TAG = "mlflow.parentRunId"
 
 # MLflow's own batch limits per log_batch call
@@ -104,9 +105,10 @@ def source_tags(root_dir: str) -> dict[str, str]:
 class TrackedRun:
     """One MLflow run to log to; callers hand it plain values, never mlflow objects."""
 
-    def __init__(self, store: Store, run_id: str):
+    def __init__(self, store: Store, run_id: str, name: str = ""):
         self.store = store
         self.run_id = run_id
+        self.name = name
 
     def log(self, params: Mapping[str, object] = {}, metrics: Mapping[str, float] = {},
             tags: Mapping[str, object] = {}, step_metrics: Mapping[str, list[float]] = {}) -> None:
@@ -143,22 +145,29 @@ def save_model(fitted: object, path: Path) -> None:
 
 
 @contextmanager
-def job_run(store: Store, run_name: str, tags: Mapping[str, str],
+def job_run(store: Store, overrides: list[str], default_name: str, tags: Mapping[str, str],
             sweep_dir: str | None) -> Iterator[TrackedRun]:
     """Open the run of one job and always close it with its real status.
 
-    In a multirun (``sweep_dir`` given) the run is a child of the sweep's parent run.
-    An exception marks it FAILED with its traceback as ``traceback.txt``, Ctrl-C marks
-    it KILLED; both are re-raised so Hydra reports the job as failed.
+    The run is named by the job's overrides, or ``default_name`` without any. In a
+    multirun (``sweep_dir`` given) it is a child of the sweep's parent run, named by
+    the overrides of the swept keys only. An exception marks it FAILED with its
+    traceback as ``traceback.txt``, Ctrl-C marks it KILLED; both are re-raised so Hydra
+    reports the job as failed.
     """
     run_tags = dict(tags)
+    shown = overrides
     if sweep_dir is not None:
-        run_tags[PARENT_TAG] = find_parent(store, sweep_dir)
+        parent = store.client.get_run(find_parent(store, sweep_dir))
+        swept = set(parent.data.tags.get(SWEPT_KEYS_TAG, "").split())
+        shown = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept] or overrides
+        run_tags[PARENT_TAG] = parent.info.run_id
         run_tags[ROLE_TAG] = "child"
+    run_name = " ".join(shown) or default_name
     run = store.client.create_run(store.experiment_id, tags=run_tags, run_name=run_name)
     run_id = run.info.run_id
     try:
-        yield TrackedRun(store, run_id)
+        yield TrackedRun(store, run_id, run_name)
     except KeyboardInterrupt:
         store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
         raise
@@ -189,11 +198,17 @@ def find_parent(store: Store, sweep_dir: str) -> str:
     return parents[0].info.run_id
 
 
-def start_parent(store: Store, sweep_dir: str, run_name: str, tags: Mapping[str, str]) -> str:
-    """Create the parent run of a sweep and publish its id to the jobs."""
+def start_parent(store: Store, sweep_dir: str, run_name: str, swept_keys: list[str],
+                 tags: Mapping[str, str]) -> str:
+    """Create the parent run of a sweep and publish its id to the jobs.
+
+    ``swept_keys`` (the config keys the sweep varies) is kept on the parent, so each
+    child is named by its own values of them alone: ``preprocess=log``.
+    """
     run = store.client.create_run(
         store.experiment_id, run_name=run_name,
-        tags={**tags, SWEEP_DIR_TAG: sweep_dir, ROLE_TAG: "parent"})
+        tags={**tags, SWEEP_DIR_TAG: sweep_dir, ROLE_TAG: "parent",
+              SWEPT_KEYS_TAG: " ".join(swept_keys)})
     os.environ[PARENT_RUN_ENV] = run.info.run_id
     return run.info.run_id
 

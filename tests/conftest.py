@@ -1,0 +1,63 @@
+"""Shared fixtures: composed configs, a real SQLite MLflow store per test, and a runner
+for ``src/train.py`` as users run it (a subprocess), pointed at that store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from mlflow import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# Small CatBoost so end-to-end runs take seconds; the code path is the real one.
+FAST = ["model.iterations=30", "model.depth=4"]
+
+
+@pytest.fixture
+def compose_cfg(tmp_path, monkeypatch):
+    """Compose ``conf/`` with overrides, as Hydra would for a job (no run dir, no callback)."""
+    monkeypatch.setenv("TSSWEEP_ROOT", str(ROOT))
+
+    def _compose(*overrides: str):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("config", overrides=[f"paths.output_dir={tmp_path}/outputs", *overrides])
+    return _compose
+
+
+@pytest.fixture
+def tracking_uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+@pytest.fixture
+def client(tracking_uri) -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+@pytest.fixture
+def train(tmp_path, tracking_uri):
+    """Run ``python src/train.py ARGS`` against the test's store; return the process."""
+    def _train(*args: str, env: dict[str, str] | None = None, check: bool = True):
+        process = subprocess.run(
+            [sys.executable, str(ROOT / "src" / "train.py"), *args,
+             f"paths.output_dir={tmp_path}/outputs", *FAST],
+            cwd=tmp_path, capture_output=True, text=True, timeout=600,
+            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
+                 "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})})
+        if check and process.returncode != 0:
+            raise AssertionError(f"train.py {' '.join(args)} exited {process.returncode}:\n"
+                                 f"{process.stderr[-4000:]}")
+        return process
+    return _train
+
+
+def runs_of(client: MlflowClient, experiment: str = "tssweep") -> list:
+    """Every run in the experiment, oldest first."""
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"experiment {experiment!r} was not created"
+    return list(client.search_runs([found.experiment_id], order_by=["attributes.start_time ASC"]))

@@ -1,0 +1,70 @@
+"""Honest evaluation: folds never look ahead, the holdout stays out of the backtest,
+metrics match a hand computation, and a too-short series is refused with the minimum."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sktime.forecasting.naive import NaiveForecaster
+
+from tssweep.dataset import load_series
+from tssweep.errors import BadInput
+from tssweep.evaluate import METRICS, check_metric, evaluate, greater_is_better, make_splitter
+
+
+def test_folds_train_on_the_past_only_and_stop_before_the_holdout(compose_cfg):
+    cfg = compose_cfg()
+    series = load_series(cfg.dataset)
+    horizon, folds = cfg.dataset.horizon, cfg.dataset.backtest.folds
+    history = series.iloc[:-horizon]
+    splits = list(make_splitter(len(series), cfg.dataset).split(history))
+    assert len(splits) == folds
+    for train, test in splits:
+        assert train.max() < test.min()  # no look-ahead
+        assert len(test) == horizon and test.max() < len(history)  # holdout untouched
+        assert train.min() == 0  # expanding window
+    cutoffs = [train.max() for train, _ in splits]
+    assert np.diff(cutoffs).tolist() == [cfg.dataset.backtest.step] * (folds - 1)
+    assert splits[-1][1].max() == len(history) - 1  # the last fold ends right before the holdout
+
+
+def test_scores_match_a_hand_computation(compose_cfg):
+    cfg = compose_cfg("model=naive")
+    series = load_series(cfg.dataset)
+    result = evaluate(NaiveForecaster(strategy="last", sp=12), series, cfg.dataset)
+
+    assert list(result.fold_scores.index) == list(range(cfg.dataset.backtest.folds))
+    assert set(result.backtest_scores) == set(METRICS)
+    assert result.backtest_scores["mae"] == pytest.approx(result.fold_scores["mae"].mean())
+    # seasonal naive on the holdout: the forecast is last year's values
+    holdout, last_year = series.iloc[-12:].to_numpy(), series.iloc[-24:-12].to_numpy()
+    assert result.holdout_forecast.to_numpy() == pytest.approx(last_year)
+    mae = np.abs(holdout - last_year).mean()
+    history = series.iloc[:-12].to_numpy()
+    scale = np.abs(history[12:] - history[:-12]).mean()
+    assert result.test_scores["test_mae"] == pytest.approx(mae)
+    assert result.test_scores["test_mase"] == pytest.approx(mae / scale)
+    assert result.test_scores["test_rmse"] == pytest.approx(np.sqrt(((holdout - last_year) ** 2).mean()))
+    assert result.history.index[-1] < result.holdout.index[0]
+    assert result.fitted.cutoff[0] == result.history.index[-1]
+
+
+def test_too_short_a_series_names_the_minimum(compose_cfg):
+    cfg = compose_cfg()
+    short = pd.Series(np.arange(1.0, 61.0), index=pd.period_range("2000-01", periods=60, freq="M"))
+    with pytest.raises(BadInput) as raised:
+        evaluate(NaiveForecaster(), short, cfg.dataset)
+    assert raised.value.key == "dataset.backtest.folds"
+    assert "has 60 points" in str(raised.value) and "at least 96" in str(raised.value)
+
+
+@pytest.mark.parametrize("key", ["dataset.horizon", "dataset.backtest.folds", "dataset.backtest.step"])
+def test_non_positive_settings_are_refused(compose_cfg, key):
+    with pytest.raises(BadInput, match=key.replace(".", r"\.")):
+        make_splitter(144, compose_cfg(f"{key}=0").dataset)
+
+
+def test_metric_names_and_directions():
+    check_metric("mase")
+    with pytest.raises(BadInput, match="mae, rmse, smape, mase"):
+        check_metric("accuracy")
+    assert not greater_is_better("mase") and not greater_is_better("test_rmse")

@@ -1,0 +1,65 @@
+"""The model group: CatBoost through sktime reduction, deterministic per seed, and the
+seasonal naive baseline."""
+
+import numpy as np
+import pytest
+from sktime.forecasting.naive import NaiveForecaster
+
+from tssweep.dataset import load_series
+from tssweep.errors import BadInput
+from tssweep.model import build_forecaster, feature_importances
+
+FAST = ("model.iterations=40", "model.depth=3")
+
+
+def fit_predict(forecaster, series):
+    return forecaster.fit(series.iloc[:-12], fh=np.arange(1, 13)).predict()
+
+
+def test_catboost_is_deterministic_for_a_seed(compose_cfg):
+    cfg = compose_cfg(*FAST)
+    series = load_series(cfg.dataset)
+    first = fit_predict(build_forecaster(cfg.model), series)
+    second = fit_predict(build_forecaster(cfg.model), series)
+    reseeded = fit_predict(build_forecaster(compose_cfg(*FAST, "seed=7").model), series)
+    assert first.equals(second)
+    assert not first.equals(reseeded)
+
+
+def test_catboost_takes_the_configured_hyperparameters(compose_cfg):
+    forecaster = build_forecaster(compose_cfg("model.depth=3", "model.learning_rate=0.05",
+                                              "model.window_length=6").model)
+    params = forecaster.estimator.get_params()
+    assert params["depth"] == 3 and params["learning_rate"] == 0.05
+    assert params["allow_writing_files"] is False
+    assert forecaster.window_length == 6
+
+
+@pytest.mark.parametrize("strategy", ["recursive", "direct"])
+def test_importances_cover_every_lag(compose_cfg, strategy):
+    cfg = compose_cfg(*FAST, f"model.strategy={strategy}")
+    forecaster = build_forecaster(cfg.model)
+    fit_predict(forecaster, load_series(cfg.dataset))
+    importances = feature_importances(forecaster)
+    assert sorted(importances) == sorted(f"lag_{lag}" for lag in range(1, 13))
+    assert sum(importances.values()) == pytest.approx(100, rel=1e-6)
+    if strategy == "recursive":
+        # airline's strongest one-step predictor is the same month last year
+        assert max(importances, key=importances.get) == "lag_12"
+
+
+def test_unknown_strategy_is_refused(compose_cfg):
+    with pytest.raises(BadInput) as raised:
+        build_forecaster(compose_cfg("model.strategy=multioutput").model)
+    message = str(raised.value)
+    assert "model.strategy='multioutput'" in message and "recursive, direct" in message
+
+
+def test_naive_baseline_repeats_last_season(compose_cfg):
+    cfg = compose_cfg("model=naive")
+    forecaster = build_forecaster(cfg.model)
+    assert isinstance(forecaster, NaiveForecaster) and forecaster.sp == 12
+    series = load_series(cfg.dataset)
+    forecast = fit_predict(forecaster, series)
+    assert np.array_equal(forecast.to_numpy(), series.iloc[-24:-12].to_numpy())
+    assert feature_importances(forecaster) is None

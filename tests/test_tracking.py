@@ -1,0 +1,115 @@
+"""The tracking module against real SQLite stores: where runs and artifacts go, and that
+every run ends with its true status."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.entities import RunStatus
+from omegaconf import OmegaConf
+from sktime.datasets import load_airline
+from sktime.forecasting.naive import NaiveForecaster
+from sktime.utils import mlflow_sktime
+
+from tssweep import tracking
+
+
+def tracking_cfg(tmp_path: Path, uri: str | None = None):
+    return OmegaConf.create({"uri": uri or f"sqlite:///{tmp_path}/store/mlflow.db",
+                             "artifact_location": str(tmp_path / "artifacts"),
+                             "experiment": "tssweep"})
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(tracking.PARENT_RUN_ENV, raising=False)
+    return tracking.open_store(tracking_cfg(tmp_path))
+
+
+def test_store_and_artifacts_land_where_configured(store, tmp_path):
+    assert (tmp_path / "store" / "mlflow.db").is_file()
+    experiment = store.client.get_experiment(store.experiment_id)
+    assert experiment.artifact_location == (tmp_path / "artifacts").as_uri()
+    again = tracking.open_store(tracking_cfg(tmp_path))
+    assert again.experiment_id == store.experiment_id
+
+
+def test_the_environment_uri_wins(tmp_path, monkeypatch):
+    env_uri = f"sqlite:///{tmp_path}/from_env.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)
+    store = tracking.open_store(tracking_cfg(tmp_path))
+    assert store.uri == env_uri and (tmp_path / "from_env.db").is_file()
+    assert not (tmp_path / "store").exists()
+
+
+def test_flatten_gives_dotted_leaves():
+    cfg = OmegaConf.create({"model": {"depth": 6, "steps": {"log": {"_target_": "x.Y"}}},
+                            "seed": 1, "lags": [1, 2], "alias": "${seed}"})
+    assert tracking.flatten(cfg) == {"model.depth": "6", "model.steps.log._target_": "x.Y",
+                                     "seed": "1", "lags": "[1, 2]", "alias": "1"}
+
+
+def status(store, run_id):
+    return store.client.get_run(run_id).info.status
+
+
+def test_a_job_run_ends_finished_failed_or_killed(store):
+    with tracking.job_run(store, [], "fine", {}, sweep_dir=None) as run:
+        run.log(params={"p": 1}, metrics={"m": 0.5}, step_metrics={"fold_m": [1.0, 2.0, 3.0]})
+    assert status(store, run.run_id) == "FINISHED"
+    history = store.client.get_metric_history(run.run_id, "fold_m")
+    assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 2.0), (2, 3.0)]
+
+    with pytest.raises(ZeroDivisionError):
+        with tracking.job_run(store, [], "broken", {}, sweep_dir=None) as broken:
+            1 / 0
+    assert status(store, broken.run_id) == "FAILED"
+    assert store.client.get_run(broken.run_id).data.tags["error"].startswith("ZeroDivisionError")
+    trace = Path(store.client.download_artifacts(broken.run_id, "traceback.txt"))
+    assert "1 / 0" in trace.read_text()
+
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.job_run(store, [], "stopped", {}, sweep_dir=None) as stopped:
+            raise KeyboardInterrupt
+    assert status(store, stopped.run_id) == "KILLED"
+
+
+def test_log_batches_past_mlflows_limits(store):
+    with tracking.job_run(store, [], "wide", {}, sweep_dir=None) as run:
+        run.log(params={f"p{i}": i for i in range(250)}, tags={f"t{i}": i for i in range(150)})
+    data = store.client.get_run(run.run_id).data
+    assert len(data.params) == 250 and sum(key.startswith("t") for key in data.tags) == 150
+
+
+def test_children_find_their_parent_from_the_env_or_by_sweep_dir(store, monkeypatch):
+    parent = tracking.start_parent(store, "/sweeps/one", "sweep", ["preprocess"], {})
+    with tracking.job_run(store, ["preprocess=log", "seed=3"], "x", {},
+                          sweep_dir="/sweeps/one") as local:
+        pass
+    assert local.name == "preprocess=log"
+    # a job on another machine has no such environment variable
+    monkeypatch.delenv(tracking.PARENT_RUN_ENV)
+    tracking.start_parent(store, "/sweeps/other", "other sweep", [], {})
+    monkeypatch.delenv(tracking.PARENT_RUN_ENV)
+    with tracking.job_run(store, ["preprocess=none"], "x", {}, sweep_dir="/sweeps/one") as remote:
+        pass
+    assert [child.info.run_id for child in tracking.child_runs(store, parent)] == \
+        [local.run_id, remote.run_id]
+    tracking.finish_parent(store, parent, RunStatus.to_string(RunStatus.FINISHED))
+    assert status(store, parent) == "FINISHED"
+
+
+def test_a_saved_pipeline_loads_back_and_predicts(tmp_path):
+    y = load_airline()
+    fitted = NaiveForecaster(sp=12).fit(y, fh=np.arange(1, 4))
+    tracking.save_model(fitted, tmp_path / "model")
+    requirements = (tmp_path / "model" / "requirements.txt").read_text()
+    assert "catboost==" in requirements and "statsmodels==" in requirements
+    loaded = mlflow_sktime.load_model(str(tmp_path / "model"))
+    assert loaded.predict().equals(fitted.predict())
+
+
+def test_source_tags_name_the_commit():
+    tags = tracking.source_tags(str(Path(__file__).parents[1]))
+    assert len(tags["git.commit"]) == 40 and tags["git.dirty"] in {"true", "false"}

@@ -1,0 +1,121 @@
+"""End to end: ``python src/train.py`` as users run it, checked in the MLflow store."""
+
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+import pytest
+
+from conftest import runs_of
+
+pytestmark = pytest.mark.slow
+
+
+def artifact_names(client, run_id, path=""):
+    return {Path(item.path).name for item in client.list_artifacts(run_id, path)}
+
+
+def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client, tmp_path,
+                                                                 tracking_uri, monkeypatch):
+    process = train()
+    (run,) = runs_of(client)
+    assert run.info.status == "FINISHED"
+    assert "mlflow.parentRunId" not in run.data.tags
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    assert params["dataset.name"] == "airline" and params["preprocess.name"] == "none"
+    assert params["model.name"] == "catboost" and params["model.depth"] == "4"
+    assert {"mase", "mae", "rmse", "smape", "test_mase", "fit_seconds", "predict_seconds"} <= set(metrics)
+    assert len(tags["data.fingerprint"]) == 16 and len(tags["git.commit"]) == 40
+    assert artifact_names(client, run.info.run_id) >= {
+        "config.yaml", "forecast.png", "backtest_folds.csv", "feature_importance.csv", "model"}
+    # the logged pipeline loads back through MLflow and forecasts the holdout's length
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert len(model.predict(pd.DataFrame())) == 12
+    assert f"backtest mase={metrics['mase']:.4f}" in process.stdout
+    # nothing lands in the directory the command ran in
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "outputs"]
+
+
+def test_a_sweep_is_one_parent_with_nested_children(train, client):
+    train("-m", "preprocess=none,log")
+    runs = runs_of(client)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert sorted(c.data.params["preprocess.name"] for c in children) == ["log", "none"]
+    assert sorted(c.info.run_name for c in children) == ["preprocess=log", "preprocess=none"]
+    for child in children:
+        assert child.info.status == "FINISHED"
+        history = client.get_metric_history(child.info.run_id, "fold_mase")
+        assert [m.step for m in history] == [0, 1, 2, 3, 4]
+        assert child.data.metrics["mase"] == pytest.approx(sum(m.value for m in history) / 5)
+        assert "forecast.png" in artifact_names(client, child.info.run_id)
+
+    assert parent.info.status == "FINISHED"
+    best = min(children, key=lambda c: c.data.metrics["mase"])
+    assert parent.data.tags["best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best_mase"] == pytest.approx(best.data.metrics["mase"])
+    assert parent.data.metrics["n_finished"] == 2 and parent.data.metrics["n_failed"] == 0
+    assert "best_margin" in parent.data.metrics and parent.data.tags["verdict"]
+    assert artifact_names(client, parent.info.run_id) == {
+        "children.csv", "summary.md", "mase_by_child.png"}
+    ranking = pd.read_csv(client.download_artifacts(parent.info.run_id, "children.csv"))
+    assert ranking["run_id"].iloc[0] == best.info.run_id
+
+
+def test_a_failing_job_fails_alone_and_the_sweep_still_closes(train, client):
+    # pbs holds zeros: the log transform cannot apply, the others run
+    process = train("-m", "dataset=pbs", "preprocess=log,none,difference", check=False)
+    assert process.returncode != 0
+    output = process.stdout + process.stderr
+    assert "preprocess='log'" in output and "strictly positive" in output
+    runs = runs_of(client)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    statuses = {r.data.params.get("preprocess.name", r.info.run_name): r.info.status
+                for r in runs if r is not parent}
+    assert statuses == {"log": "FAILED", "none": "FINISHED", "difference": "FINISHED"}
+    assert parent.info.status == "FAILED"
+    assert parent.data.metrics["n_failed"] == 1 and parent.data.metrics["n_finished"] == 2
+    (failed,) = [r for r in runs if r.info.status == "FAILED" and r is not parent]
+    assert "traceback.txt" in artifact_names(client, failed.info.run_id)
+    assert "strictly positive" in failed.data.tags["error"]
+
+
+def test_the_csv_dataset(train, client, tmp_path):
+    months = pd.period_range("2015-01", periods=72, freq="M")
+    sales = [100 + 2 * i + 10 * (i % 12 in (10, 11)) for i in range(72)]
+    pd.DataFrame({"month": months.astype(str), "sales": sales}).to_csv(tmp_path / "my.csv", index=False)
+    train("dataset=csv", "dataset.path=my.csv", "dataset.time_column=month",
+          "dataset.target=sales", "dataset.freq=M")
+    (run,) = runs_of(client)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["dataset.name"] == "csv" and run.data.params["dataset.target"] == "sales"
+    assert run.data.metrics["test_mase"] >= 0
+
+
+def test_an_unknown_option_stops_before_any_run(train, client):
+    process = train("preprocess=logg", check=False)
+    assert process.returncode != 0
+    assert "Could not find 'preprocess/logg'" in process.stderr
+    assert "log_deseasonalize_detrend" in process.stderr  # the allowed options are listed
+    assert client.get_experiment_by_name("tssweep") is None or not runs_of(client)
+
+
+def test_an_optuna_sweep_on_sqlite_storage_runs_on_modern_optuna(train, client, tmp_path):
+    """hydra-optuna-sweeper 1.3.0 is installed with --no-deps next to optuna>=4.5."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    train("-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.study_name=smoke",
+          f"hydra.sweeper.storage={storage}", "hydra.sweeper.sampler.seed=1",
+          "model.depth=choice(3,4)")
+    study = optuna.load_study(study_name="smoke", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    runs = runs_of(client)
+    assert len(runs) == 3 and sum("mlflow.parentRunId" in r.data.tags for r in runs) == 2
+    values = sorted(t.value for t in study.trials)
+    assert values == pytest.approx(sorted(r.data.metrics["mase"] for r in runs if "mlflow.parentRunId" in r.data.tags))
