@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 from tssweep.summary import compare_best, rank, to_markdown
 
@@ -38,6 +39,7 @@ def test_a_margin_won_on_every_fold_is_real():
     assert airline.margin == pytest.approx(0.3)
     assert airline.margin_percent == pytest.approx(25.0)
     assert airline.folds_won == 5 and airline.p_value < 0.05
+    assert airline.p_value == pytest.approx(stats.ttest_rel(folds["b"], folds["a"]).pvalue)
     assert airline.verdict.startswith("Real")
     assert lynx.verdict.startswith("The best won 5 of 5 folds by a constant margin")
 
@@ -46,6 +48,7 @@ def test_a_margin_from_one_lucky_fold_is_not_distinguishable():
     folds = {"b": [0.5, 1.25, 1.2, 0.85, 0.95], "a": [1.1, 1.2, 1.15, 0.8, 0.75]}
     (airline, _) = compare_best(rank(SWEEP, "mase", False), "mase", False, folds)
     assert airline.folds_won == 1
+    assert airline.p_value == pytest.approx(stats.ttest_rel(folds["b"], folds["a"]).pvalue)
     assert airline.verdict.startswith("Not distinguishable")
 
 

@@ -47,7 +47,9 @@ def run_job(cfg: DictConfig) -> float:
         pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_forecaster(cfg.model))
         scores = evaluate.evaluate(pipeline, series, cfg.dataset)
         artifacts = Path(hydra_cfg.runtime.output_dir) / "artifacts"
-        _write_artifacts(cfg, scores, run.name, artifacts)
+        metric = f"test_{cfg.optimized_metric}"
+        title = f"{choices.get('dataset', '')}  {run.name}  ({metric} = {scores.test_scores[metric]:.3f})"
+        _write_artifacts(cfg, scores, title, artifacts)
         run.log(metrics={**scores.backtest_scores, **scores.test_scores,
                          "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
                 step_metrics={f"fold_{name}": scores.fold_scores[name].tolist()

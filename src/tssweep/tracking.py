@@ -250,6 +250,7 @@ def _log_failure(store: Store, run_id: str, err: BaseException) -> None:
             store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
 
 
+@lru_cache(maxsize=None)
 def _pinned(packages: tuple[str, ...]) -> list[str]:
     pins = []
     for package in packages:

@@ -1,0 +1,101 @@
+"""What Hydra and MLflow cost on top of the training itself.
+
+The same N trainings of the default config (airline, no preprocessing, CatBoost; seeds
+0..N-1; each a full backtest plus holdout fit) run
+
+  (a) as a bare Python loop: sktime and CatBoost only, no Hydra, no MLflow;
+  (b) as ``python src/train.py -m seed=range(0,N)``: one parent run, N children,
+      every param, metric, plot and model logged to a SQLite store;
+
+each as a fresh process, so imports count on both sides. Printed: wall times, the
+ratio b/a on a fresh store and on a warm one (second sweep into the same store), and
+the median per-job tracking overhead (a child's time in MLflow minus the same job's
+training time in the bare loop). Timings are measured here, in this run, never
+compared with numbers from elsewhere.
+
+    .venv/bin/python benchmarks/overhead.py [--jobs 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BARE_LOOP = """
+import json, sys, time
+from omegaconf import OmegaConf
+from sktime.datasets import load_airline
+from tssweep.evaluate import evaluate
+from tssweep.model import catboost_forecaster
+
+dataset = OmegaConf.load(sys.argv[2] + "/conf/dataset/airline.yaml")
+model = OmegaConf.load(sys.argv[2] + "/conf/model/catboost.yaml")
+series = load_airline().astype(float)
+seconds = []
+for seed in range(int(sys.argv[1])):
+    start = time.perf_counter()
+    forecaster = catboost_forecaster(
+        window_length=dataset.seasonal_period, strategy=model.strategy,
+        iterations=model.iterations, depth=model.depth, learning_rate=model.learning_rate,
+        l2_leaf_reg=model.l2_leaf_reg, seed=seed, thread_count=model.thread_count)
+    evaluate(forecaster, series, dataset)
+    seconds.append(time.perf_counter() - start)
+print(json.dumps(seconds))
+"""
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True,
+                          env={**os.environ, **(env or {})})
+    return time.perf_counter() - start, done.stdout
+
+
+def child_seconds(uri: str) -> list[float]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("tssweep")
+    runs = client.search_runs([experiment.experiment_id], "tags.`tssweep.role` = 'child'")
+    return [(r.info.end_time - r.info.start_time) / 1000 for r in runs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=8)
+    jobs = parser.parse_args().jobs
+
+    bare_wall, bare_out = timed([sys.executable, "-c", BARE_LOOP, str(jobs), str(ROOT)])
+    bare_jobs = json.loads(bare_out.strip().splitlines()[-1])
+
+    with tempfile.TemporaryDirectory() as folder:
+        uri = f"sqlite:///{folder}/mlflow.db"
+        sweep = [sys.executable, "src/train.py", "-m", f"seed=range(0,{jobs})",
+                 f"paths.output_dir={folder}/outputs"]
+        env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        fresh_wall, _ = timed(sweep, env)
+        warm_wall, _ = timed(sweep, env)
+        children = child_seconds(uri)
+
+    bare_median = statistics.median(bare_jobs)
+    overhead_ms = 1000 * (statistics.median(children) - bare_median)
+    print(f"{jobs} trainings of the default config (airline, CatBoost, seeds 0..{jobs - 1})")
+    print(f"  (a) bare loop, no Hydra, no MLflow   {bare_wall:6.2f} s   "
+          f"(median job {bare_median:.3f} s)")
+    print(f"  (b) sweep, fresh SQLite store        {fresh_wall:6.2f} s   b/a = {fresh_wall / bare_wall:.2f}")
+    print(f"  (b) sweep, warm SQLite store         {warm_wall:6.2f} s   b/a = {warm_wall / bare_wall:.2f}")
+    print(f"  median tracking overhead per job     {overhead_ms:6.0f} ms  "
+          f"(child run {statistics.median(children):.3f} s vs bare job {bare_median:.3f} s)")
+
+
+if __name__ == "__main__":
+    main()
