@@ -13,7 +13,7 @@ the median per-job tracking overhead (a child's time in MLflow minus the same jo
 training time in the bare loop). Timings are measured here, in this run, never
 compared with numbers from elsewhere.
 
-    .venv/bin/python benchmarks/overhead.py [--jobs 8]
+    .venv/bin/python benchmarks/overhead.py [--jobs 8] [--thread-count 1]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from tssweep.model import catboost_forecaster
 
 dataset = OmegaConf.load(sys.argv[2] + "/conf/dataset/airline.yaml")
 model = OmegaConf.load(sys.argv[2] + "/conf/model/catboost.yaml")
+thread_count = int(sys.argv[3]) if len(sys.argv) > 3 else model.thread_count
 series = load_airline().astype(float)
 seconds = []
 for seed in range(int(sys.argv[1])):
@@ -46,7 +47,7 @@ for seed in range(int(sys.argv[1])):
     forecaster = catboost_forecaster(
         window_length=dataset.seasonal_period, strategy=model.strategy,
         iterations=model.iterations, depth=model.depth, learning_rate=model.learning_rate,
-        l2_leaf_reg=model.l2_leaf_reg, seed=seed, thread_count=model.thread_count)
+        l2_leaf_reg=model.l2_leaf_reg, seed=seed, thread_count=thread_count)
     evaluate(forecaster, series, dataset)
     seconds.append(time.perf_counter() - start)
 print(json.dumps(seconds))
@@ -72,15 +73,20 @@ def child_seconds(uri: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=8)
-    jobs = parser.parse_args().jobs
+    parser.add_argument("--thread-count", type=int, default=None,
+                        help="CatBoost threads on both sides (default: the config's)")
+    args = parser.parse_args()
+    jobs = args.jobs
+    threads = [] if args.thread_count is None else [str(args.thread_count)]
 
-    bare_wall, bare_out = timed([sys.executable, "-c", BARE_LOOP, str(jobs), str(ROOT)])
+    bare_wall, bare_out = timed([sys.executable, "-c", BARE_LOOP, str(jobs), str(ROOT), *threads])
     bare_jobs = json.loads(bare_out.strip().splitlines()[-1])
 
     with tempfile.TemporaryDirectory() as folder:
         uri = f"sqlite:///{folder}/mlflow.db"
         sweep = [sys.executable, "src/train.py", "-m", f"seed=range(0,{jobs})",
-                 f"paths.output_dir={folder}/outputs"]
+                 f"paths.output_dir={folder}/outputs",
+                 *[f"model.thread_count={t}" for t in threads]]
         env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
         fresh_wall, _ = timed(sweep, env)
         warm_wall, _ = timed(sweep, env)
@@ -88,7 +94,8 @@ def main() -> None:
 
     bare_median = statistics.median(bare_jobs)
     overhead_ms = 1000 * (statistics.median(children) - bare_median)
-    print(f"{jobs} trainings of the default config (airline, CatBoost, seeds 0..{jobs - 1})")
+    setting = f"thread_count={args.thread_count}" if threads else "default config"
+    print(f"{jobs} trainings, {setting} (airline, CatBoost, seeds 0..{jobs - 1})")
     print(f"  (a) bare loop, no Hydra, no MLflow   {bare_wall:6.2f} s   "
           f"(median job {bare_median:.3f} s)")
     print(f"  (b) sweep, fresh SQLite store        {fresh_wall:6.2f} s   b/a = {fresh_wall / bare_wall:.2f}")
