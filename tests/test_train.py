@@ -119,3 +119,19 @@ def test_an_optuna_sweep_on_sqlite_storage_runs_on_modern_optuna(train, client, 
     assert len(runs) == 3 and sum("mlflow.parentRunId" in r.data.tags for r in runs) == 2
     values = sorted(t.value for t in study.trials)
     assert values == pytest.approx(sorted(r.data.metrics["mase"] for r in runs if "mlflow.parentRunId" in r.data.tags))
+
+
+def test_user_errors_are_one_message_without_traceback_and_leave_no_run(train, client):
+    process = train("dataset=csv", "dataset.path=absent.csv", check=False)
+    assert process.returncode == 1
+    assert "dataset.time_column='???': required but not given; also missing: dataset.target, " \
+           "dataset.freq" in process.stderr
+    assert "Traceback" not in process.stderr
+    assert client.get_experiment_by_name("tssweep") is None  # stopped before any run
+
+    process = train("dataset=csv", "dataset.path=absent.csv", "dataset.time_column=month",
+                    "dataset.target=sales", "dataset.freq=M", check=False)
+    assert process.returncode == 1 and "Traceback" not in process.stderr
+    assert "dataset.path='absent.csv': no such file" in process.stderr
+    (run,) = runs_of(client)
+    assert run.info.status == "FAILED" and "no such file" in run.data.tags["error"]

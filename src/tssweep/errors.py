@@ -2,11 +2,15 @@
 
 Anything raised as :class:`BadInput` is the user's to fix (a wrong override, a broken
 file), so its message names the key, the value and what is allowed, in one paragraph.
-Every other exception is a bug or an environment failure and keeps its traceback.
+It is a Hydra ``CompactHydraException``: Hydra prints its message alone, without a
+traceback, unless ``HYDRA_FULL_ERROR=1``. Every other exception is a bug or an
+environment failure and keeps its traceback.
 """
 
+from hydra.errors import CompactHydraException
 
-class BadInput(ValueError):
+
+class BadInput(CompactHydraException, ValueError):
     """A config value or input file that cannot work, explained for the terminal.
 
     Parameters
@@ -46,3 +50,23 @@ def instantiate(config, **kwargs):
         if isinstance(err.__cause__, BadInput):
             raise err.__cause__ from None
         raise
+
+
+def check_required(cfg) -> None:
+    """Fail when a required value (``???`` in the YAML) was not given on the command line."""
+    from omegaconf import OmegaConf
+
+    missing: list[str] = []
+
+    def walk(node: object, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        elif node == "???":
+            missing.append(prefix)
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    if missing:
+        also = f"; also missing: {', '.join(missing[1:])}" if len(missing) > 1 else ""
+        raise BadInput(missing[0], "???", f"required but not given{also}. Set it on the command "
+                       f"line, e.g. {missing[0]}=<value>.")

@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from tssweep import dataset, evaluate, model, plots, preprocess, tracking
+from tssweep.errors import check_required
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def run_job(cfg: DictConfig) -> float:
                if "/" not in group and option is not None}
     overrides = list(hydra_cfg.overrides.task)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    check_required(cfg)
     evaluate.check_metric(cfg.optimized_metric)
 
     store = tracking.open_store(cfg.tracking)
