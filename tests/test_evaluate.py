@@ -8,7 +8,7 @@ from sktime.forecasting.naive import NaiveForecaster
 
 from tssweep.dataset import load_series
 from tssweep.errors import BadInput
-from tssweep.evaluate import METRICS, check_metric, evaluate, greater_is_better, make_splitter
+from tssweep.evaluate import METRICS, evaluate, greater_is_better, make_splitter, objective_names
 
 
 def test_folds_train_on_the_past_only_and_stop_before_the_holdout(compose_cfg):
@@ -64,7 +64,25 @@ def test_non_positive_settings_are_refused(compose_cfg, key):
 
 
 def test_metric_names_and_directions():
-    check_metric("mase")
-    with pytest.raises(BadInput, match="mae, rmse, smape, mase"):
-        check_metric("accuracy")
+    assert objective_names("mase") == ["mase"]
+    assert objective_names(["mase", "fit_seconds"]) == ["mase", "fit_seconds"]
+    with pytest.raises(BadInput, match="mae, rmse, smape, mase, fit_seconds, predict_seconds"):
+        objective_names("accuracy")
     assert not greater_is_better("mase") and not greater_is_better("test_rmse")
+
+
+def test_after_fold_sees_each_fold_and_can_stop_the_backtest(compose_cfg):
+    cfg = compose_cfg("model=naive")
+    seen = []
+
+    class Enough(Exception):
+        pass
+
+    def after_fold(fold, scores):
+        seen.append((fold, scores["mase"]))
+        if fold == 1:
+            raise Enough
+
+    with pytest.raises(Enough):
+        evaluate(NaiveForecaster(sp=12), load_series(cfg.dataset), cfg.dataset, after_fold=after_fold)
+    assert [fold for fold, _ in seen] == [0, 1] and all(value > 0 for _, value in seen)

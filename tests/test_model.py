@@ -63,3 +63,12 @@ def test_naive_baseline_repeats_last_season(compose_cfg):
     forecast = fit_predict(forecaster, series)
     assert np.array_equal(forecast.to_numpy(), series.iloc[-24:-12].to_numpy())
     assert feature_importances(forecaster) is None
+
+
+def test_importances_are_found_behind_the_preprocessing(compose_cfg):
+    from tssweep.preprocess import wrap_forecaster
+
+    cfg = compose_cfg(*FAST, "preprocess=log_deseasonalize_detrend")
+    pipeline = wrap_forecaster(cfg.preprocess, build_forecaster(cfg.model))
+    fit_predict(pipeline, load_series(cfg.dataset))
+    assert sorted(feature_importances(pipeline)) == sorted(f"lag_{lag}" for lag in range(1, 13))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shutil
 import statistics
 from pathlib import Path
 
@@ -21,31 +22,41 @@ from hydra.experimental.callback import Callback
 from mlflow.entities import RunStatus
 from omegaconf import DictConfig
 
-from tssweep import plots, summary, tracking
-from tssweep.evaluate import greater_is_better
+from tssweep import plots, study_report, summary, tracking
+from tssweep.evaluate import greater_is_better, objective_names
 
 log = logging.getLogger(__name__)
 
 
 class MlflowSweepCallback(Callback):
-    """Opens the sweep's parent run at the start and summarises and closes it at the end."""
+    """Opens the sweep's parent run at the start and summarises and closes it at the end.
+
+    An Optuna search with a storage and a study name has one parent per study: running
+    the same search again (a resume) reopens that parent, found by its ``tssweep.study``
+    tag, and the new trials' children join the earlier ones under it.
+    """
 
     def __init__(self) -> None:
         self._store: tracking.Store | None = None
         self._parent_id: str | None = None
         self._metric = ""
         self._sweep_dir = ""
+        self._study: tuple[str, str] | None = None  # (storage, study name)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         self._store = tracking.open_store(config.tracking)
-        self._metric = str(config.optimized_metric)
+        self._metric = objective_names(config.optimized_metric)[0]
         self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
+        sweeper = config.hydra.sweeper
+        if sweeper.get("storage") and sweeper.get("study_name"):
+            self._study = (str(sweeper.storage), str(sweeper.study_name))
         overrides = list(config.hydra.overrides.task)
         self._parent_id = tracking.start_parent(
             self._store, self._sweep_dir, run_name=" ".join(["sweep", *overrides]),
             swept_keys=_swept_keys(config, overrides),
             tags={"tssweep.overrides": " ".join(overrides), "optimized_metric": self._metric,
-                  **tracking.source_tags(str(config.paths.root_dir))})
+                  **tracking.source_tags(str(config.paths.root_dir))},
+            study=tracking.study_key(*self._study) if self._study else None)
         atexit.register(self._close, completed=False)
         log.info("MLflow parent run %s in %s", self._parent_id, self._store.uri)
 
@@ -53,22 +64,20 @@ class MlflowSweepCallback(Callback):
         self._close(completed=True)
 
     def _close(self, completed: bool) -> None:
-        """Log the summary and close the parent; a no-op after the first call."""
+        """Log the summary and close the parent: FINISHED if the sweep completed, else
+        FAILED (a failed job ends a grid sweep; too many failed trials end a search).
+        A no-op after the first call."""
         if self._parent_id is None:
             return
         store, parent_id = self._store, self._parent_id
         self._parent_id = None
-        failed = True
+        status = RunStatus.to_string(RunStatus.FINISHED if completed else RunStatus.FAILED)
         try:
-            failed = _summarise(store, parent_id, self._metric, Path(self._sweep_dir)) > 0
+            _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study)
         finally:
-            status = RunStatus.FINISHED if completed and not failed else RunStatus.FAILED
-            tracking.finish_parent(store, parent_id, RunStatus.to_string(status))
-            log.info("MLflow parent run %s closed as %s: %s", parent_id,
-                     RunStatus.to_string(status), self._summary_hint())
-
-    def _summary_hint(self) -> str:
-        return f"see {Path(self._sweep_dir) / 'summary' / 'summary.md'}"
+            tracking.finish_parent(store, parent_id, status)
+            log.info("MLflow parent run %s closed as %s: see %s", parent_id, status,
+                     Path(self._sweep_dir) / "summary" / "summary.md")
 
 
 def _swept_keys(config: DictConfig, overrides: list[str]) -> list[str]:
@@ -79,15 +88,16 @@ def _swept_keys(config: DictConfig, overrides: list[str]) -> list[str]:
     return keys + [str(key) for key in sweeper_params if str(key) not in keys]
 
 
-def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Path) -> int:
-    """Rank the children, judge each dataset's winner, log it on the parent; return failures."""
+def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Path,
+               study: tuple[str, str] | None) -> None:
+    """Rank the children, judge each dataset's winner, report the study, log it on the parent."""
     higher = greater_is_better(metric)
     frame = tracking.runs_frame(tracking.child_runs(store, parent_id), metric)
     ranked = summary.rank(frame, metric, higher)
     finished_ids = ranked.loc[ranked["rank"].notna(), "run_id"]
     folds_by_run = {run_id: tracking.fold_values(store, run_id, metric) for run_id in finished_ids}
     comparisons = summary.compare_best(ranked, metric, higher, folds_by_run)
-    n_failed = int((frame["status"] != "FINISHED").sum())
+    n_failed = int((frame["status"] == "FAILED").sum())
 
     out = sweep_dir / "summary"
     out.mkdir(parents=True, exist_ok=True)
@@ -98,8 +108,17 @@ def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Pa
                     for run_id, values in folds_by_run.items()}
         plots.metric_bars(ranked, metric, fold_std, out / f"{metric}_by_child.png")
 
-    metrics = {"n_children": len(frame), "n_finished": len(finished_ids), "n_failed": n_failed}
+    metrics = {"n_children": len(frame), "n_finished": len(finished_ids), "n_failed": n_failed,
+               "n_pruned": int((frame["status"] == "KILLED").sum())}
     tags = {}
+    if study is not None:
+        storage, study_name = study
+        study_metrics, study_tags = study_report.write_study_report(storage, study_name, out)
+        results = sweep_dir / "optimization_results.yaml"
+        if results.is_file():
+            shutil.copy(results, out / results.name)
+        metrics.update(study_metrics)
+        tags.update(study_tags, **{"optuna.storage": tracking.redact_uri(storage)})
     for c in comparisons:
         # one dataset: best_mase; several: airline.best_mase, lynx.best_mase, ...
         prefix = f"{c.dataset}." if len(comparisons) > 1 else ""
@@ -112,4 +131,3 @@ def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Pa
     run = tracking.TrackedRun(store, parent_id)
     run.log(metrics=metrics, tags=tags)
     run.log_artifacts(out)
-    return n_failed

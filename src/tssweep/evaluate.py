@@ -10,6 +10,7 @@ picking the best of many variants by backtest score does not leak into the test.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -37,6 +38,8 @@ METRICS = {
         y_true, y_pred, y_train=y_train, sp=sp),
 }
 GREATER_IS_BETTER: frozenset[str] = frozenset()
+# what a search may optimise: a backtest mean, or the cost of getting it
+OBJECTIVES = (*METRICS, "fit_seconds", "predict_seconds")
 
 
 @dataclass
@@ -60,11 +63,21 @@ class Evaluation:
     fit_seconds: float
     predict_seconds: float
 
+    def objective(self, name: str) -> float:
+        """A backtest mean by metric name, or the total fit or predict seconds."""
+        return self.backtest_scores[name] if name in self.backtest_scores else float(getattr(self, name))
 
-def check_metric(optimized_metric: str) -> None:
-    """Fail before training when ``optimized_metric`` is not a metric this task computes."""
-    if optimized_metric not in METRICS:
-        raise BadInput("optimized_metric", optimized_metric, "unknown metric.", ", ".join(METRICS))
+
+def objective_names(optimized_metric: str | list[str]) -> list[str]:
+    """The objectives named by ``optimized_metric`` (a list for multi-objective searches),
+    checked before any training."""
+    names = [optimized_metric] if isinstance(optimized_metric, str) else list(optimized_metric)
+    for name in names:
+        if name not in OBJECTIVES:
+            raise BadInput("optimized_metric", name, "unknown metric.", ", ".join(OBJECTIVES))
+    if not names:
+        raise BadInput("optimized_metric", names, "names no metric.", ", ".join(OBJECTIVES))
+    return names
 
 
 def greater_is_better(metric: str) -> bool:
@@ -102,8 +115,13 @@ def make_splitter(series_length: int, dataset_cfg: DictConfig) -> ExpandingWindo
                                    step_length=step)
 
 
-def evaluate(forecaster: BaseForecaster, series: pd.Series, dataset_cfg: DictConfig) -> Evaluation:
-    """Backtest ``forecaster`` on ``series`` minus the holdout, then score the holdout."""
+def evaluate(forecaster: BaseForecaster, series: pd.Series, dataset_cfg: DictConfig,
+             after_fold: Callable[[int, dict], None] | None = None) -> Evaluation:
+    """Backtest ``forecaster`` on ``series`` minus the holdout, then score the holdout.
+
+    ``after_fold(fold, scores)`` is called with each fold's scores as soon as they are
+    known; it may raise to stop early (Optuna pruning does).
+    """
     horizon = int(dataset_cfg.horizon)
     seasonal_period = int(dataset_cfg.seasonal_period)
     splitter = make_splitter(len(series), dataset_cfg)
@@ -117,6 +135,8 @@ def evaluate(forecaster: BaseForecaster, series: pd.Series, dataset_cfg: DictCon
         fold_rows.append({"fold": fold, "cutoff": str(y_train.index[-1]),
                           **score(y_test, forecast, y_train),
                           "fit_seconds": fit_seconds, "predict_seconds": predict_seconds})
+        if after_fold is not None:
+            after_fold(fold, fold_rows[-1])
     fold_scores = pd.DataFrame(fold_rows).set_index("fold")
 
     fitted, holdout_forecast, fit_seconds, predict_seconds = _fit_predict(

@@ -15,14 +15,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from tssweep import dataset, evaluate, model, plots, preprocess, tracking
+from tssweep import dataset, evaluate, model, plots, preprocess, pruning, tracking
 from tssweep.errors import check_required
 
 log = logging.getLogger(__name__)
 
 
-def run_job(cfg: DictConfig) -> float:
-    """Train and score the configured pipeline, log it, return the value to optimise."""
+def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
+    """Train and score the configured pipeline, log it, return the value(s) to optimise."""
     _route_warnings_to_log()
     hydra_cfg = HydraConfig.get()
     choices = {group: str(option) for group, option in hydra_cfg.runtime.choices.items()
@@ -30,27 +30,50 @@ def run_job(cfg: DictConfig) -> float:
     overrides = list(hydra_cfg.overrides.task)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     check_required(cfg)
-    evaluate.check_metric(cfg.optimized_metric)
+    objectives = evaluate.objective_names(cfg.optimized_metric)
+    _share_cores(cfg, hydra_cfg)
 
     store = tracking.open_store(cfg.tracking)
-    tags = {"tssweep.overrides": " ".join(overrides), "optimized_metric": cfg.optimized_metric,
-            "mlflow.source.name": "src/train.py",
-            **tracking.source_tags(str(cfg.paths.root_dir))}
+    tags = {"tssweep.overrides": " ".join(overrides), "optimized_metric": objectives[0],
+            "mlflow.source.name": "src/train.py", **tracking.source_tags(str(cfg.paths.root_dir))}
     if in_sweep:
         tags["tssweep.job_num"] = str(hydra_cfg.job.num)
+    if cfg.get("optuna_trial") is not None:
+        tags["optuna.trial_number"] = str(cfg.optuna_trial)
     sweep_dir = os.path.abspath(hydra_cfg.sweep.dir) if in_sweep else None
+    report_fold = pruning.fold_reporter(cfg, hydra_cfg.sweeper if in_sweep else None)
 
     default_name = "{dataset} {preprocess} {model}".format_map(choices)
-    with tracking.job_run(store, overrides, default_name, tags, sweep_dir) as run:
-        run.log(params={**tracking.flatten(cfg), **{f"{g}.name": o for g, o in choices.items()}})
+    # an Optuna trial's overrides are all its hyperparameters: too long for a name
+    name = f"trial {cfg.optuna_trial}" if cfg.get("optuna_trial") is not None else None
+    with tracking.job_run(store, overrides, default_name, tags, sweep_dir, name) as run:
+        params = {key: value for key, value in tracking.flatten(cfg).items() if key != "optuna_trial"}
+        run.log(params={**params, **{f"{group}.name": option for group, option in choices.items()}})
         series = dataset.load_series(cfg.dataset)
         run.log(tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
         preprocess.check_applicable(cfg.preprocess, series, choices.get("preprocess", "?"))
         pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_forecaster(cfg.model))
-        scores = evaluate.evaluate(pipeline, series, cfg.dataset)
+
+        folds_done: list[dict] = []
+
+        def after_fold(fold: int, fold_scores: dict) -> None:
+            folds_done.append(fold_scores)
+            if report_fold is not None:
+                done = [row[objectives[0]] for row in folds_done]
+                report_fold(fold, sum(done) / len(done))
+
+        try:
+            scores = evaluate.evaluate(pipeline, series, cfg.dataset, after_fold=after_fold)
+        except BaseException:
+            # a pruned (or interrupted) run keeps the folds it finished
+            run.log(step_metrics={f"fold_{name}": [row[name] for row in folds_done]
+                                  for name in evaluate.METRICS})
+            raise
         artifacts = Path(hydra_cfg.runtime.output_dir) / "artifacts"
-        metric = f"test_{cfg.optimized_metric}"
-        title = f"{choices.get('dataset', '')}  {run.name}  ({metric} = {scores.test_scores[metric]:.3f})"
+        test_metric = f"test_{objectives[0]}"
+        title = " ".join([choices.get("dataset", ""), run.name] + (
+            [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
+            if test_metric in scores.test_scores else []))
         _write_artifacts(cfg, scores, title, artifacts)
         run.log(metrics={**scores.backtest_scores, **scores.test_scores,
                          "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
@@ -58,10 +81,29 @@ def run_job(cfg: DictConfig) -> float:
                               for name in evaluate.METRICS})
         run.log_artifacts(artifacts)
 
-    objective = scores.backtest_scores[cfg.optimized_metric]
-    log.info("backtest %s=%.4f  holdout test_%s=%.4f", cfg.optimized_metric, objective,
-             cfg.optimized_metric, scores.test_scores[f"test_{cfg.optimized_metric}"])
-    return objective
+    values = tuple(scores.objective(name) for name in objectives)
+    log.info("backtest %s  holdout %s", _show(dict(zip(objectives, values))), _show(scores.test_scores))
+    return values[0] if isinstance(cfg.optimized_metric, str) else values
+
+
+def _show(values: dict[str, float]) -> str:
+    return "  ".join(f"{name}={value:.4f}" for name, value in values.items())
+
+
+def _share_cores(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    """With jobs running side by side, give each CatBoost its share of the cores.
+
+    ``model.thread_count=-1`` means "every core this job may use": all of them with the
+    basic launcher, ``cores // n_jobs`` when a parallel launcher runs ``n_jobs`` at once,
+    so jobs x threads never exceeds the cores.
+    """
+    if cfg.model.get("thread_count") != -1:
+        return
+    n_jobs = int(hydra_cfg.launcher.get("n_jobs") or 1)
+    cores = os.cpu_count() or 1
+    parallel = cores if n_jobs < 0 else n_jobs
+    if parallel > 1:
+        cfg.model.thread_count = max(1, cores // parallel)
 
 
 def _write_artifacts(cfg: DictConfig, scores: evaluate.Evaluation, title: str, folder: Path) -> None:

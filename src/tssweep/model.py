@@ -67,10 +67,13 @@ def catboost_forecaster(
 def feature_importances(forecaster: BaseForecaster) -> dict[str, float] | None:
     """CatBoost importances of the lags (``lag_1`` is the latest value), or None.
 
+    ``forecaster`` is fitted, bare or wrapped in the preprocessing.
+
     A ``direct`` reduction fits one regressor per horizon step; their importances are
     averaged. Forecasters without CatBoost inside give None.
     """
-    fitted = forecaster.get_fitted_params()
+    # behind target transforms (TransformedTargetForecaster) the model is the last step
+    fitted = getattr(forecaster, "forecaster_", forecaster).get_fitted_params()
     regressors = fitted.get("estimators") or [fitted.get("estimator")]
     regressors = [r for r in regressors if hasattr(r, "get_feature_importance")]
     if not regressors:

@@ -9,7 +9,9 @@ process, and a global active run would leak from one job into the next.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -29,7 +31,9 @@ PARENT_RUN_ENV = "TSSWEEP_PARENT_RUN_ID"
 SWEEP_DIR_TAG = "tssweep.sweep_dir"
 ROLE_TAG = "tssweep.role"
 SWEPT_KEYS_TAG = "tssweep.swept_keys"
+STUDY_TAG = "tssweep.study"
 PARENT_TAG = "mlflow.parentRunId"
+_EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 
 # MLflow's own batch limits per log_batch call
 _MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000
@@ -68,7 +72,9 @@ def open_store(tracking_cfg: DictConfig) -> Store:
     if location:
         Path(location).mkdir(parents=True, exist_ok=True)
         location = Path(location).resolve().as_uri()
-    return Store(client, client.create_experiment(name, artifact_location=location), uri)
+    # the kind makes MLflow 3's UI open on the runs table, not on its GenAI traces view
+    return Store(client, client.create_experiment(name, artifact_location=location,
+                                                  tags={_EXPERIMENT_KIND_TAG: "custom_model_development"}), uri)
 
 
 def flatten(cfg: DictConfig) -> dict[str, str]:
@@ -79,9 +85,7 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
         if isinstance(node, Mapping):
             for key, value in node.items():
                 walk(value, f"{prefix}.{key}" if prefix else str(key))
-        elif isinstance(node, list):
-            flat[prefix] = str(node)[:_MAX_PARAM_LENGTH]
-        else:
+        else:  # scalars and lists
             flat[prefix] = str(node)[:_MAX_PARAM_LENGTH]
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
@@ -146,10 +150,10 @@ def save_model(fitted: object, path: Path) -> None:
 
 @contextmanager
 def job_run(store: Store, overrides: list[str], default_name: str, tags: Mapping[str, str],
-            sweep_dir: str | None) -> Iterator[TrackedRun]:
+            sweep_dir: str | None, name: str | None = None) -> Iterator[TrackedRun]:
     """Open the run of one job and always close it with its real status.
 
-    The run is named by the job's overrides, or ``default_name`` without any. In a
+    The run is named ``name``, else by the job's overrides, else ``default_name``. In a
     multirun (``sweep_dir`` given) it is a child of the sweep's parent run, named by
     the overrides of the swept keys only. An exception marks it FAILED with its
     traceback as ``traceback.txt``, Ctrl-C marks it KILLED; both are re-raised so Hydra
@@ -163,7 +167,7 @@ def job_run(store: Store, overrides: list[str], default_name: str, tags: Mapping
         shown = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept] or overrides
         run_tags[PARENT_TAG] = parent.info.run_id
         run_tags[ROLE_TAG] = "child"
-    run_name = " ".join(shown) or default_name
+    run_name = name or " ".join(shown) or default_name
     run = store.client.create_run(store.experiment_id, tags=run_tags, run_name=run_name)
     run_id = run.info.run_id
     try:
@@ -172,7 +176,11 @@ def job_run(store: Store, overrides: list[str], default_name: str, tags: Mapping
         store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
         raise
     except BaseException as err:
-        _log_failure(store, run_id, err)
+        if _is_pruned(err):
+            store.client.set_tag(run_id, "pruned", str(err))
+            store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        else:
+            _log_failure(store, run_id, err)
         raise
     else:
         store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
@@ -199,18 +207,38 @@ def find_parent(store: Store, sweep_dir: str) -> str:
 
 
 def start_parent(store: Store, sweep_dir: str, run_name: str, swept_keys: list[str],
-                 tags: Mapping[str, str]) -> str:
-    """Create the parent run of a sweep and publish its id to the jobs.
+                 tags: Mapping[str, str], study: str | None = None) -> str:
+    """Create the parent run of a sweep, or reopen the one of its study; publish its id.
 
     ``swept_keys`` (the config keys the sweep varies) is kept on the parent, so each
-    child is named by its own values of them alone: ``preprocess=log``.
+    child is named by its own values of them alone: ``preprocess=log``. ``study`` (see
+    :func:`study_key`) marks a resumable Optuna study: a parent already tagged with it
+    is reopened (RUNNING again, pointed at the new sweep dir) instead of a new one made.
     """
-    run = store.client.create_run(
-        store.experiment_id, run_name=run_name,
-        tags={**tags, SWEEP_DIR_TAG: sweep_dir, ROLE_TAG: "parent",
-              SWEPT_KEYS_TAG: " ".join(swept_keys)})
-    os.environ[PARENT_RUN_ENV] = run.info.run_id
-    return run.info.run_id
+    sweep_tags = {SWEEP_DIR_TAG: sweep_dir, ROLE_TAG: "parent", SWEPT_KEYS_TAG: " ".join(swept_keys)}
+    earlier = store.client.search_runs(
+        [store.experiment_id], filter_string=f"tags.`{STUDY_TAG}` = '{study}'",
+        order_by=["attributes.start_time ASC"], max_results=1) if study else []
+    if earlier:
+        run_id = earlier[0].info.run_id
+        store.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        TrackedRun(store, run_id).log(tags={**tags, **sweep_tags})
+    else:
+        run_id = store.client.create_run(
+            store.experiment_id, run_name=run_name,
+            tags={**tags, **sweep_tags, **({STUDY_TAG: study} if study else {})}).info.run_id
+    os.environ[PARENT_RUN_ENV] = run_id
+    return run_id
+
+
+def study_key(storage: str, study_name: str) -> str:
+    """What identifies an Optuna study across resumes: its name and where it is stored."""
+    return f"{study_name} @ {redact_uri(storage)}"
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with any password replaced by ``***``: safe to log."""
+    return re.sub(r"(//[^/:@]+):[^/@]*@", r"\1:***@", uri)
 
 
 def child_runs(store: Store, parent_id: str) -> list:
@@ -237,6 +265,12 @@ def finish_parent(store: Store, parent_id: str, status: str) -> None:
     store.client.set_terminated(parent_id, status)
     if os.environ.get(PARENT_RUN_ENV) == parent_id:
         del os.environ[PARENT_RUN_ENV]
+
+
+def _is_pruned(err: BaseException) -> bool:
+    # optuna is only imported by searches; an exception of its type means it is loaded
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and isinstance(err, optuna.TrialPruned)
 
 
 def _log_failure(store: Store, run_id: str, err: BaseException) -> None:
