@@ -16,12 +16,23 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from tssweep.tracking import redact_uri
+
 log = logging.getLogger(__name__)
 
 
 def write_study_report(storage: str, study_name: str, folder: Path) -> tuple[dict, dict]:
-    """Write the report files into ``folder``; return (metrics, tags) for the parent run."""
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    """Write the report files into ``folder``; return (metrics, tags) for the parent run.
+
+    Nothing when the study does not exist (a search refused before its first trial).
+    """
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:  # the search stopped before it created the study
+        return {}, {}
+    except Exception as err:  # an unusable storage was reported when the search began
+        log.warning("No study report: %s cannot be read (%s)", redact_uri(storage), type(err).__name__)
+        return {}, {}
     folder.mkdir(parents=True, exist_ok=True)
     study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
     counts = {state: len(study.get_trials(deepcopy=False, states=[state]))

@@ -12,6 +12,7 @@ plugin's gaps:
 - Prunable: each job gets its trial number as ``+optuna_trial=N``; with a storage it
   reports its running backtest score after every fold (``tssweep.pruning``), and a
   trial the pruner stops comes back as ``optuna.TrialPruned`` and is told as PRUNED.
+- Grid search: ``hydra/sweeper/sampler=grid`` tries every combination once.
 - Checked first: unknown keys or options, empty choices, malformed ranges and a storage
   that cannot be opened stop the search with one message before any trial runs.
 - Interrupt-safe: if the launch is interrupted, the trials in flight are told as FAIL
@@ -20,6 +21,7 @@ plugin's gaps:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -43,6 +45,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from tssweep.errors import BadInput
+from tssweep.tracking import redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +63,13 @@ class ResumableSearch(OptunaSweeperImpl):
     def sweep(self, arguments: List[str]) -> None:
         self._process_searchspace_config()
         distributions, fixed = self._search_space([*self._parse_sweeper_params_config(), *arguments])
+        if isinstance(self.sampler, functools.partial) and self.sampler.func is optuna.samplers.GridSampler:
+            grid = {name: _grid_values(name, dist) for name, dist in distributions.items()}
+            self.sampler = self.sampler(grid)
+            self.n_trials = min(self.n_trials, math.prod(len(values) for values in grid.values()))
         directions = self._get_directions()
         study = self._open_study(directions)
-        log.info("Study %s in %s: %d of %d trials done", study.study_name, self.storage,
+        log.info("Study %s in %s: %d of %d trials done", study.study_name, redact_uri(str(self.storage)),
                  _finished(study), self.n_trials)
 
         ran = failed = 0
@@ -70,18 +77,18 @@ class ResumableSearch(OptunaSweeperImpl):
             trials = [study.ask() for _ in range(min(missing, self.n_jobs))]
             overrides = [(*job, f"{TRIAL_OVERRIDE}={trial.number}") for job, trial in
                          zip(self._configure_trials(trials, distributions, fixed), trials)]
-            told = 0
             try:
                 returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
                 self.job_idx += len(returns)
                 for trial, job in zip(trials, returns):
                     state, values = _outcome(job, len(directions))
-                    study.tell(trial, state=state, values=values)
-                    told += 1
+                    _tell(study, trial, state, values)
                     failed += state == TrialState.FAIL
-            finally:
-                for trial in trials[told:]:  # interrupted: nothing may stay RUNNING
-                    study.tell(trial, state=TrialState.FAIL)
+            finally:  # interrupted: no trial of this batch may stay RUNNING
+                running = {t.number for t in study.get_trials(deepcopy=False, states=[TrialState.RUNNING])}
+                for trial in trials:
+                    if trial.number in running:
+                        _tell(study, trial, TrialState.FAIL, None)
             ran += len(trials)
             if ran >= min(_MIN_TRIALS_TO_JUDGE_FAILURES, self.n_trials) and \
                     failed / ran > self.max_failure_rate:
@@ -110,7 +117,7 @@ class ResumableSearch(OptunaSweeperImpl):
                                f"is not a valid search space ({err}).",
                                "choice(a,b,...), range(start,stop,step), interval(low,high), "
                                "tag(log, interval(low,high)), int(interval(low,high))") from err
-            self._check_key(override.get_key_element(), value)
+            self._check_key(override.get_key_element(), value, param.split("=", 1)[-1])
             if isinstance(value, BaseDistribution):
                 distributions[override.get_key_element()] = value
             else:
@@ -121,7 +128,7 @@ class ResumableSearch(OptunaSweeperImpl):
             distributions = {**self.search_space_distributions, **distributions}
         return distributions, fixed
 
-    def _check_key(self, key: str, value: Any) -> None:
+    def _check_key(self, key: str, value: Any, text: str) -> None:
         """The key must be a config key or a config group, and choices of a group real options."""
         if key.startswith(("+", "~")) or key.startswith("hydra."):
             return
@@ -136,7 +143,7 @@ class ResumableSearch(OptunaSweeperImpl):
             return
         task = OmegaConf.masked_copy(self.config, [k for k in self.config if k != "hydra"])
         if OmegaConf.select(task, key, default=_Absent) is _Absent:
-            raise BadInput(f"hydra.sweeper.params.{key}", str(value),
+            raise BadInput(f"hydra.sweeper.params.{key}", text,
                            "names no key of the composed config (check the spelling with "
                            "`python src/train.py --cfg job`).",
                            "a config key such as model.depth, or a config group such as preprocess")
@@ -152,11 +159,11 @@ class ResumableSearch(OptunaSweeperImpl):
                 raise BadInput("hydra.sweeper.direction", list(directions),
                                f"does not match the stored study {self.study_name!r} ({err}).",
                                "the directions the study was created with, or a new study_name") from err
-            raise BadInput("hydra.sweeper.storage", str(self.storage),
+            raise BadInput("hydra.sweeper.storage", redact_uri(str(self.storage)),
                            f"cannot be opened ({err}).",
                            "an Optuna storage URL such as sqlite:///outputs/optuna.db") from err
         except Exception as err:  # SQLAlchemy and driver errors
-            raise BadInput("hydra.sweeper.storage", str(self.storage),
+            raise BadInput("hydra.sweeper.storage", redact_uri(str(self.storage)),
                            f"cannot be opened ({type(err).__name__}: {err}).",
                            "an Optuna storage URL such as sqlite:///outputs/optuna.db") from err
         names = OmegaConf.to_container(OmegaConf.create({"m": self.config.optimized_metric}))["m"]
@@ -192,6 +199,26 @@ def _current(value: Any) -> Any:
     if isinstance(value, FloatDistribution):
         return FloatDistribution(value.low, value.high, log=value.log, step=value.step)
     return value
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, values: List[float] | None) -> None:
+    try:
+        study.tell(trial, state=state, values=values)
+    except RuntimeError as err:
+        # the grid sampler calls study.stop() once the grid is done, which Optuna only
+        # allows inside optimize(); the trial is recorded by then
+        if "Study.stop" not in str(err):
+            raise
+
+
+def _grid_values(name: str, distribution: BaseDistribution) -> list:
+    """Every value of a discrete search-space entry, for the grid sampler."""
+    if isinstance(distribution, CategoricalDistribution):
+        return list(distribution.choices)
+    if isinstance(distribution, IntDistribution):
+        return list(range(distribution.low, distribution.high + 1, distribution.step))
+    raise BadInput(f"hydra.sweeper.params.{name}", repr(distribution),
+                   "the grid sampler needs a finite set of values.", "choice(...) or int(interval(a,b))")
 
 
 class _Absent:
