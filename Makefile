@@ -10,7 +10,7 @@ PORT ?= 5000
 # MLflow's usage telemetry stays off: no calls home, no files in $HOME.
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install sweep ui test bench clean
+.PHONY: install sweep ui test bench bench-pruning clean
 
 install: $(STAMP)
 
@@ -39,6 +39,9 @@ test: install
 
 bench: install
 	$(PY) benchmarks/overhead.py
+
+bench-pruning: install
+	$(PY) benchmarks/pruning.py
 
 clean:
 	rm -rf outputs/* $(VENV)
