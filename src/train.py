@@ -9,6 +9,7 @@ Hydra composes ``conf/``; everything else lives in the ``tssweep`` package.
 import atexit
 import gc
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -29,4 +30,13 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    from tssweep import interrupts
+
+    interrupts.install()
+    try:
+        main()
+    except KeyboardInterrupt as stop:
+        # runs, trials and the sweep's parent are closed on the way out (atexit)
+        print(f"Interrupted ({stop or 'Ctrl-C'}): runs in progress are closed as KILLED; "
+              "run the same command again to resume a search.", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -15,14 +15,17 @@ import logging
 import os
 import shutil
 import statistics
+import sys
+import traceback
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from mlflow.entities import RunStatus
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from tssweep import plots, study_report, summary, tracking
+from tssweep import checks, interrupts, plots, study_report, summary, tracking
+from tssweep.errors import BadInput, check_required
 from tssweep.evaluate import greater_is_better, objective_names
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,26 @@ class MlflowSweepCallback(Callback):
         self._study: tuple[str, str] | None = None  # (storage, study name)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        # Hydra turns a callback's exception into a warning and runs the sweep anyway,
+        # whose jobs would then find no parent: stop the command here instead.
+        try:
+            self._open_parent(config)
+        except BadInput as err:
+            print(err, file=sys.stderr)
+            raise SystemExit(1) from None
+        except Exception:
+            traceback.print_exc()
+            raise SystemExit(1) from None
+
+    def _open_parent(self, config: DictConfig) -> None:
+        # refuse bad values before the parent run exists: none is left half-made
+        task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+        check_required(task)
+        checks.check_config(task)
+        objective_names(config.optimized_metric)
+        sweeper_params = config.hydra.sweeper.get("params") or {}
+        checks.check_sweep([*config.hydra.overrides.task,
+                            *(f"{key}={value}" for key, value in sweeper_params.items())])
         self._store = tracking.open_store(config.tracking)
         self._metric = objective_names(config.optimized_metric)[0]
         self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
@@ -51,9 +74,11 @@ class MlflowSweepCallback(Callback):
         if sweeper.get("storage") and sweeper.get("study_name"):
             self._study = (str(sweeper.storage), str(sweeper.study_name))
         overrides = list(config.hydra.overrides.task)
+        swept_keys = _swept_keys(config, overrides)
+        overrides = tracking.redact_overrides(overrides)
         self._parent_id = tracking.start_parent(
             self._store, self._sweep_dir, run_name=" ".join(["sweep", *overrides]),
-            swept_keys=_swept_keys(config, overrides),
+            swept_keys=swept_keys,
             tags={"tssweep.overrides": " ".join(overrides), "optimized_metric": self._metric,
                   **tracking.source_tags(str(config.paths.root_dir))},
             study=tracking.study_key(*self._study) if self._study else None)
@@ -64,14 +89,15 @@ class MlflowSweepCallback(Callback):
         self._close(completed=True)
 
     def _close(self, completed: bool) -> None:
-        """Log the summary and close the parent: FINISHED if the sweep completed, else
-        FAILED (a failed job ends a grid sweep; too many failed trials end a search).
-        A no-op after the first call."""
+        """Log the summary and close the parent: FINISHED if the sweep completed, KILLED
+        if Ctrl-C or SIGTERM ended it, else FAILED (a failed job ends a grid sweep, too
+        many failed trials end a search). A no-op after the first call."""
         if self._parent_id is None:
             return
         store, parent_id = self._store, self._parent_id
         self._parent_id = None
-        status = RunStatus.to_string(RunStatus.FINISHED if completed else RunStatus.FAILED)
+        status = RunStatus.to_string(RunStatus.FINISHED if completed else
+                                     RunStatus.KILLED if interrupts.interrupted() else RunStatus.FAILED)
         try:
             _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study)
         finally:

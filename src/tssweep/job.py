@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from tssweep import dataset, evaluate, model, plots, preprocess, pruning, tracking
+from tssweep import checks, dataset, evaluate, model, plots, preprocess, pruning, tracking
 from tssweep.errors import check_required
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,10 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     hydra_cfg = HydraConfig.get()
     choices = {group: str(option) for group, option in hydra_cfg.runtime.choices.items()
                if "/" not in group and option is not None}
-    overrides = list(hydra_cfg.overrides.task)
+    overrides = tracking.redact_overrides(list(hydra_cfg.overrides.task))
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     check_required(cfg)
+    checks.check_config(cfg)
     objectives = evaluate.objective_names(cfg.optimized_metric)
     _share_cores(cfg, hydra_cfg)
 
@@ -94,14 +95,16 @@ def _share_cores(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     """With jobs running side by side, give each CatBoost its share of the cores.
 
     ``model.thread_count=-1`` means "every core this job may use": all of them with the
-    basic launcher, ``cores // n_jobs`` when a parallel launcher runs ``n_jobs`` at once,
-    so jobs x threads never exceeds the cores.
+    basic launcher, ``cores // n`` when a parallel launcher runs ``n`` jobs at once (the
+    smaller of the launcher's and the sweeper's ``n_jobs``), so jobs x threads never
+    exceeds the cores.
     """
     if cfg.model.get("thread_count") != -1:
         return
-    n_jobs = int(hydra_cfg.launcher.get("n_jobs") or 1)
     cores = os.cpu_count() or 1
-    parallel = cores if n_jobs < 0 else n_jobs
+    limits = [int(n) for n in (hydra_cfg.launcher.get("n_jobs"), hydra_cfg.sweeper.get("n_jobs"))
+              if n is not None]
+    parallel = min([cores if n < 0 else n for n in limits], default=1)
     if parallel > 1:
         cfg.model.thread_count = max(1, cores // parallel)
 

@@ -38,6 +38,9 @@ _EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 # MLflow's own batch limits per log_batch call
 _MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000
 _MAX_PARAM_LENGTH = 6000
+# config keys whose values are never logged
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|token|secret|credential|(^|_)key$|api_?key)")
+_SERVER_TIMEOUT = 5.0
 # What a logged pipeline needs to be loaded again, pinned to what trained it; passing
 # them spares MLflow's requirement inference, which costs over a second per model.
 _MODEL_REQUIREMENTS = ("sktime", "catboost", "statsmodels", "scikit-learn", "pandas", "numpy",
@@ -60,9 +63,12 @@ def open_store(tracking_cfg: DictConfig) -> Store:
     created, and a new experiment gets ``tracking.artifact_location`` explicitly, so
     MLflow never falls back to ``./mlruns`` in the current directory.
     """
+    from_env = bool(os.environ.get("MLFLOW_TRACKING_URI"))
     uri = os.environ.get("MLFLOW_TRACKING_URI") or str(tracking_cfg.uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri, "MLFLOW_TRACKING_URI" if from_env else "tracking.uri")
     client = MlflowClient(tracking_uri=uri)
     name = str(tracking_cfg.experiment)
     experiment = client.get_experiment_by_name(name)
@@ -78,18 +84,32 @@ def open_store(tracking_cfg: DictConfig) -> Store:
 
 
 def flatten(cfg: DictConfig) -> dict[str, str]:
-    """Every leaf of a resolved config as ``group.key`` -> string, MLflow's param shape."""
+    """Every leaf of a resolved config as ``group.key`` -> string, MLflow's param shape.
+
+    Keys that look like secrets (password, token, secret, key) are left out, and
+    credentials inside URIs are masked: params are readable by anyone with the store.
+    """
     flat: dict[str, str] = {}
 
     def walk(node: object, prefix: str) -> None:
         if isinstance(node, Mapping):
             for key, value in node.items():
                 walk(value, f"{prefix}.{key}" if prefix else str(key))
-        else:  # scalars and lists
-            flat[prefix] = str(node)[:_MAX_PARAM_LENGTH]
+        elif not _SECRET_KEY.search(prefix.rsplit(".", 1)[-1]):  # scalars and lists
+            flat[prefix] = redact_uri(str(node))[:_MAX_PARAM_LENGTH]
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return flat
+
+
+def redact_overrides(overrides: list[str]) -> list[str]:
+    """Command-line overrides safe to log: secret-looking values and URI passwords masked."""
+    safe = []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        secret = sep and _SECRET_KEY.search(key.rsplit(".", 1)[-1])
+        safe.append(f"{key}=***" if secret else redact_uri(override))
+    return safe
 
 
 @lru_cache(maxsize=None)
@@ -238,7 +258,29 @@ def study_key(storage: str, study_name: str) -> str:
 
 def redact_uri(uri: str) -> str:
     """``uri`` with any password replaced by ``***``: safe to log."""
-    return re.sub(r"(//[^/:@]+):[^/@]*@", r"\1:***@", uri)
+    return re.sub(r"(//[^/:@\s]+):[^/@\s]*@", r"\1:***@", uri)
+
+
+def _check_server(uri: str, key: str) -> None:
+    """Fail in seconds, naming the URI, when no MLflow server answers at ``uri``.
+
+    MLflow's client would otherwise retry each call with backoff for minutes.
+    """
+    import urllib.error
+    import urllib.request
+
+    from tssweep.errors import BadInput
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=_SERVER_TIMEOUT):
+            return
+    except urllib.error.HTTPError:
+        return  # something answers (a proxy or auth in front of MLflow): let MLflow speak
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise BadInput(key, redact_uri(uri), f"no MLflow tracking server answers there ({reason}).",
+                       "the URI of a running server (start one with `mlflow server --host "
+                       "127.0.0.1`), or unset MLFLOW_TRACKING_URI and use tracking=local") from None
 
 
 def child_runs(store: Store, parent_id: str) -> list:

@@ -1,0 +1,96 @@
+"""Types and ranges of the composed config, checked before any MLflow run exists.
+
+One table says what each key accepts; :func:`check_config` applies it to a job's
+config and :func:`check_sweep` to every value a sweep or search will try, so a typo in
+the fifth value of a sweep stops the command before the first job, with one message
+naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep
+from omegaconf import DictConfig, OmegaConf
+
+from tssweep.errors import BadInput
+
+
+class Rule(NamedTuple):
+    kind: type
+    test: Callable[[Any], bool]
+    allowed: str
+
+
+def _integer(low: int, high: int | None = None) -> Rule:
+    allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+    return Rule(int, lambda v: v >= low and (high is None or v <= high), allowed)
+
+
+RULES: dict[str, Rule] = {
+    "seed": _integer(0),
+    "dataset.horizon": _integer(1),
+    "dataset.seasonal_period": _integer(1),
+    "dataset.backtest.folds": _integer(2),
+    "dataset.backtest.step": _integer(1),
+    "model.window_length": _integer(1),
+    "model.iterations": _integer(1),
+    "model.depth": _integer(1, 16),
+    "model.learning_rate": Rule(float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "model.l2_leaf_reg": Rule(float, lambda v: v >= 0, "a number >= 0"),
+    "model.thread_count": Rule(int, lambda v: v == -1 or v >= 1, "-1 (every core) or an integer >= 1"),
+    "model.sp": _integer(1),
+}
+# keys whose allowed words depend on the model chosen
+STRATEGIES = {
+    "tssweep.model.catboost_forecaster": ("recursive", "direct"),
+    "sktime.forecasting.naive.NaiveForecaster": ("last", "mean", "drift"),
+}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Check every key of the table that ``cfg`` has, with interpolations resolved."""
+    for key, rule in RULES.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+        if value is not _ABSENT and value is not None:
+            check_value(key, value, rule)
+    strategies = STRATEGIES.get(OmegaConf.select(cfg, "model._target_", default=""))
+    strategy = OmegaConf.select(cfg, "model.strategy", default=None)
+    if strategies and strategy not in strategies:
+        raise BadInput("model.strategy", strategy, "unknown strategy for this model.", ", ".join(strategies))
+
+
+def check_value(key: str, value: Any, rule: Rule | None = None) -> None:
+    """Check one value against the table (keys without a rule pass)."""
+    rule = rule or RULES.get(key)
+    if rule is None:
+        return
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    right_kind = is_number and (rule.kind is float or isinstance(value, int))
+    if not right_kind or not rule.test(value):
+        raise BadInput(key, value, "out of range." if right_kind else "wrong type.", rule.allowed)
+
+
+def check_sweep(overrides: list[str]) -> None:
+    """Check every value of every sweep override (``a,b``, ``range``, ``choice``) and the
+    bounds of every ``interval``, before the first job runs."""
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element().lstrip("+~")
+        if key not in RULES or not override.is_sweep_override():
+            continue
+        value = override.value()
+        if isinstance(value, IntervalSweep):
+            values = [value.start, value.end]
+        else:
+            values = list(override.sweep_iterator())
+        for item in values:
+            check_value(key, item)
+
+
+class _Absent:
+    pass
+
+
+_ABSENT = _Absent()

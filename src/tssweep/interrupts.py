@@ -1,0 +1,36 @@
+"""Ctrl-C and SIGTERM end a run cleanly, and the parent run learns it was interrupted.
+
+Python turns SIGINT into ``KeyboardInterrupt`` but lets SIGTERM kill the process on the
+spot, leaving MLflow runs RUNNING and Optuna trials RUNNING forever. After
+:func:`install`, both raise ``KeyboardInterrupt`` in the main thread, which every layer
+already handles: the job's run ends KILLED, the sweeper tells Optuna the trials in
+flight failed, and the sweep callback closes the parent as KILLED on the way out.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+_received: list[int] = []
+
+
+def install() -> None:
+    """Route SIGINT and SIGTERM to ``KeyboardInterrupt``; a no-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+
+
+def interrupted() -> bool:
+    """Whether this process received SIGINT or SIGTERM."""
+    return bool(_received)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    _received.append(signum)
+    # only the first signal interrupts: a second Ctrl-C must not cut short the
+    # clean-up that closes the runs
+    if len(_received) == 1:
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
