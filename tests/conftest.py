@@ -44,8 +44,8 @@ def train(tmp_path, tracking_uri):
     """Run ``python src/train.py ARGS`` against the test's store; return the process."""
     def _train(*args: str, env: dict[str, str] | None = None, check: bool = True):
         process = subprocess.run(
-            [sys.executable, str(ROOT / "src" / "train.py"), *args,
-             f"paths.output_dir={tmp_path}/outputs", *FAST],
+            [sys.executable, str(ROOT / "src" / "train.py"), *command_line(args),
+             f"paths.output_dir={tmp_path}/outputs"],
             cwd=tmp_path, capture_output=True, text=True, timeout=600,
             env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
                  "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})})
@@ -54,6 +54,15 @@ def train(tmp_path, tracking_uri):
                                  f"{process.stderr[-4000:]}")
         return process
     return _train
+
+
+def command_line(args) -> list[str]:
+    """``-m`` first, then FAST (for CatBoost only), then the test's own overrides, which
+    win over FAST."""
+    flags = [a for a in args if a in ("-m", "--multirun")]
+    overrides = [a for a in args if a not in flags]
+    catboost = not any(a.startswith("model=") and "catboost" not in a for a in overrides)
+    return [*flags, *(FAST if catboost else []), *overrides]
 
 
 def runs_of(client: MlflowClient, experiment: str = "tssweep") -> list:

@@ -15,8 +15,9 @@ plugin's gaps:
 - Grid search: ``hydra/sweeper/sampler=grid`` tries every combination once.
 - Checked first: unknown keys or options, empty choices, malformed ranges and a storage
   that cannot be opened stop the search with one message before any trial runs.
-- Interrupt-safe: if the launch is interrupted, the trials in flight are told as FAIL
-  before the interrupt goes on, so the study never keeps phantom RUNNING trials.
+- Interrupt-safe: if the launch is interrupted (Ctrl-C, SIGTERM), the trials in flight
+  are told as FAIL, marked ``interrupted`` and not counted, before the interrupt goes
+  on: the study never keeps phantom RUNNING trials, and a resume redoes them.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from tssweep.tracking import redact_uri
 log = logging.getLogger(__name__)
 
 TRIAL_OVERRIDE = "+optuna_trial"
+INTERRUPTED = "interrupted"
 _MIN_TRIALS_TO_JUDGE_FAILURES = 5
 
 
@@ -88,6 +90,7 @@ class ResumableSearch(OptunaSweeperImpl):
                 running = {t.number for t in study.get_trials(deepcopy=False, states=[TrialState.RUNNING])}
                 for trial in trials:
                     if trial.number in running:
+                        trial.set_user_attr(INTERRUPTED, True)  # not counted: a resume redoes it
                         _tell(study, trial, TrialState.FAIL, None)
             ran += len(trials)
             if ran >= min(_MIN_TRIALS_TO_JUDGE_FAILURES, self.n_trials) and \
@@ -226,8 +229,10 @@ class _Absent:
 
 
 def _finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False,
-                                states=[TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]))
+    """Trials that count towards ``n_trials``: all that ended, but interrupted ones."""
+    ended = study.get_trials(deepcopy=False,
+                             states=[TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL])
+    return sum(not trial.user_attrs.get(INTERRUPTED) for trial in ended)
 
 
 def _outcome(job: JobReturn, n_objectives: int) -> Tuple[TrialState, List[float] | None]:

@@ -1,0 +1,195 @@
+"""Bad input, interrupts, parallel jobs on a fresh store, an unreachable server and
+secrets: whatever happens, one clear message, and the store stays true."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from conftest import ROOT, command_line, runs_of
+
+pytestmark = pytest.mark.slow
+
+GOOD_CSV = "month,sales\n" + "".join(f"{2015 + i // 12}-{i % 12 + 1:02d},{100 + i}\n" for i in range(72))
+CSV = ["dataset=csv", "dataset.path=data.csv", "dataset.time_column=month",
+       "dataset.target=sales", "dataset.freq=M"]
+
+
+def csv_case(text, *extra):
+    return (text, [*CSV, *extra])
+
+
+BAD_INPUTS = {
+    # overrides: refused before any run
+    "unknown preprocess": (None, ["preprocess=logg"], "Could not find 'preprocess/logg'"),
+    "unknown dataset": (None, ["dataset=airlin"], "Could not find 'dataset/airlin'"),
+    "unknown model": (None, ["model=xgboost"], "Could not find 'model/xgboost'"),
+    "misspelled key": (None, ["model.dept=3"], "Could not override 'model.dept'"),
+    "depth too high": (None, ["model.depth=20"], "model.depth=20: out of range. Allowed: an integer from 1 to 16"),
+    "depth zero": (None, ["model.depth=0"], "model.depth=0: out of range"),
+    "depth not a number": (None, ["model.depth=abc"], "model.depth='abc': wrong type"),
+    "learning rate zero": (None, ["model.learning_rate=0"], "model.learning_rate=0: out of range. Allowed: a number in (0, 1]"),
+    "learning rate above one": (None, ["model.learning_rate=1.5"], "model.learning_rate=1.5: out of range"),
+    "no iterations": (None, ["model.iterations=0"], "model.iterations=0: out of range. Allowed: an integer >= 1"),
+    "empty window": (None, ["model.window_length=0"], "model.window_length=0: out of range"),
+    "negative l2": (None, ["model.l2_leaf_reg=-1"], "model.l2_leaf_reg=-1: out of range. Allowed: a number >= 0"),
+    "zero threads": (None, ["model.thread_count=0"], "model.thread_count=0: out of range. Allowed: -1"),
+    "unknown strategy": (None, ["model.strategy=multioutput"], "model.strategy='multioutput': unknown strategy for this model. Allowed: recursive, direct"),
+    "naive strategy": (None, ["model=naive", "model.strategy=recursive"], "Allowed: last, mean, drift"),
+    "naive period": (None, ["model=naive", "model.sp=0"], "model.sp=0: out of range"),
+    "no horizon": (None, ["dataset.horizon=0"], "dataset.horizon=0: out of range"),
+    "one fold": (None, ["dataset.backtest.folds=1"], "dataset.backtest.folds=1: out of range. Allowed: an integer >= 2"),
+    "zero step": (None, ["dataset.backtest.step=0"], "dataset.backtest.step=0: out of range"),
+    "negative seed": (None, ["seed=-1"], "seed=-1: out of range"),
+    "unknown metric": (None, ["optimized_metric=accuracy"], "optimized_metric='accuracy': unknown metric. Allowed: mae, rmse, smape, mase"),
+    "csv without path": (None, ["dataset=csv"], "dataset.path='???': required but not given"),
+    "bad value in a sweep": (None, ["-m", "model.depth=4,20"], "model.depth=20: out of range"),
+    "bad bound in a search": (None, ["-m", "hparams_search=catboost_optuna", "model.depth=int(interval(0,9))"], "model.depth=0: out of range"),
+    # data: the job's run is created, then ends FAILED with the reason
+    "horizon too long": (None, ["dataset.horizon=60"], "the series has 144 points, too few"),
+    "log of zeros": (None, ["dataset=pbs", "preprocess=log"], "preprocess='log': step 'log' cannot transform this series"),
+    "missing file": csv_case(None),
+    "empty file": csv_case(""),
+    "header only": csv_case("month,sales\n"),
+    "misspelled column": csv_case(GOOD_CSV.replace("sales", "sale")),
+    "misspelled time column": csv_case(GOOD_CSV.replace("month,", "mnth,")),
+    "unparsable times": csv_case("month,sales\n" + "".join(f"day {i},{i}\n" for i in range(72))),
+    "repeated times": csv_case(GOOD_CSV.replace("2015-02", "2015-01")),
+    "unsorted times": csv_case(GOOD_CSV.replace("2015-01,100\n2015-02,101", "2015-02,101\n2015-01,100")),
+    "gap": csv_case(GOOD_CSV.replace("2015-02,101\n", "")),
+    "missing values": csv_case(GOOD_CSV.replace(",101", ",")),
+    "text target": csv_case(GOOD_CSV.replace(",101", ",lots")),
+    "series too short": csv_case("\n".join(GOOD_CSV.splitlines()[:21]) + "\n", "dataset.horizon=6"),
+}
+CSV_FRAGMENTS = {
+    "missing file": "dataset.path='data.csv': no such file",
+    "empty file": "dataset.path='data.csv': cannot be read as CSV",
+    "header only": "dataset.path='data.csv': the file holds no rows",
+    "misspelled column": "dataset.target='sales': no such column. Did you mean 'sale'?",
+    "misspelled time column": "dataset.time_column='month': no such column. Did you mean 'mnth'?",
+    "unparsable times": "dataset.time_column='month': its values cannot be parsed as timestamps",
+    "repeated times": "timestamps repeat, first at 2015-01",
+    "unsorted times": "timestamps are not sorted",
+    "gap": "dataset.freq='M': the series has 1 gaps at this frequency, first at 2015-02",
+    "missing values": "the target holds 1 missing values, first at 2015-02",
+    "text target": "dataset.target='sales': the column is not numeric",
+    "series too short": "it needs at least",
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_gets_one_clear_message(train, client, tmp_path, case):
+    text, overrides, *fragment = BAD_INPUTS[case]
+    fragment = fragment[0] if fragment else CSV_FRAGMENTS[case]
+    if text is not None:
+        (tmp_path / "data.csv").write_text(text)
+    process = train(*overrides, check=False)
+    assert process.returncode == 1, process.stderr[-2000:]
+    assert fragment in process.stderr
+    assert "Traceback" not in process.stderr  # user errors, not bugs
+    if client.get_experiment_by_name("tssweep") is not None:
+        assert "RUNNING" not in [r.info.status for r in runs_of(client)]
+
+
+def start(tmp_path, tracking_uri, *args):
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "src" / "train.py"), *command_line(args), f"paths.output_dir={tmp_path}/outputs"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"})
+
+
+def wait_for_first_child(client, process, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        experiment = client.get_experiment_by_name("tssweep")
+        if experiment and client.search_runs([experiment.experiment_id], "tags.`tssweep.role` = 'child'"):
+            return
+        time.sleep(0.2)
+    raise AssertionError("no child run appeared")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_search_closes_everything_and_resumes(train, client, tmp_path, tracking_uri, signum):
+    search = ["-m", "hparams_search=catboost_optuna", "hydra.sweeper.n_trials=4"]
+    process = start(tmp_path, tracking_uri, *search)
+    wait_for_first_child(client, process)
+    sent = time.monotonic()
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and time.monotonic() - sent < 20
+    assert f"Interrupted (received {signum.name})" in stderr
+    runs = runs_of(client)
+    statuses = [r.info.status for r in runs]
+    assert "RUNNING" not in statuses and "KILLED" in statuses
+    (parent,) = [r for r in runs if r.data.tags.get("tssweep.role") == "parent"]
+    assert parent.info.status == "KILLED"
+    storage = f"sqlite:///{tmp_path}/outputs/optuna.db"
+    study = optuna.load_study(study_name="catboost_optuna-airline", storage=storage)
+    assert "RUNNING" not in [t.state.name for t in study.trials]
+
+    train(*search)  # the same command resumes and completes the search
+    study = optuna.load_study(study_name="catboost_optuna-airline", storage=storage)
+    counted = [t for t in study.trials if not t.user_attrs.get("interrupted")]
+    assert len(counted) == 4 and all(t.state.name in ("COMPLETE", "PRUNED") for t in counted)
+    runs = runs_of(client)
+    assert [r.info.run_id for r in runs if r.data.tags.get("tssweep.role") == "parent"] == [parent.info.run_id]
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    assert "RUNNING" not in [r.info.status for r in runs]
+
+
+def test_an_interrupted_grid_sweep_closes_its_runs(client, tmp_path, tracking_uri):
+    process = start(tmp_path, tracking_uri, "-m", "preprocess=none,log,detrend,deseasonalize")
+    wait_for_first_child(client, process)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == 130
+    statuses = {r.data.tags.get("tssweep.role"): r.info.status for r in runs_of(client)}
+    assert statuses["parent"] == "KILLED" and "RUNNING" not in [r.info.status for r in runs_of(client)]
+
+
+def test_parallel_jobs_on_a_brand_new_store_lose_no_run(train, client):
+    train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=range(0,4)")
+    for _ in range(3):
+        train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "model=naive", "seed=range(0,16)")
+    runs = runs_of(client)
+    parents = [r for r in runs if r.data.tags.get("tssweep.role") == "parent"]
+    children = [r for r in runs if r.data.tags.get("tssweep.role") == "child"]
+    assert len(parents) == 4 and len(children) == 4 + 3 * 16
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    per_parent = {p.info.run_id: 0 for p in parents}
+    for child in children:
+        per_parent[child.data.tags["mlflow.parentRunId"]] += 1
+    assert sorted(per_parent.values()) == [4, 16, 16, 16]
+
+
+def test_an_unreachable_tracking_server_fails_fast_naming_it(train):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    process = train(check=False, env={"MLFLOW_TRACKING_URI": uri})
+    assert process.returncode == 1 and time.monotonic() - started < 30
+    assert f"MLFLOW_TRACKING_URI='{uri}': no MLflow tracking server answers there" in process.stderr
+    process = train("-m", "seed=1,2", check=False, env={"MLFLOW_TRACKING_URI": uri})
+    assert process.returncode == 1 and "no MLflow tracking server answers" in process.stderr
+
+
+def test_secrets_and_credentials_stay_out_of_the_store(train, client, tracking_uri):
+    train("-m", "seed=1,2", "+warehouse.password=hunter2", "+warehouse.api_key=abc123",
+          "+warehouse.uri=postgresql://bob:hunter2@db:5432/sales", "+warehouse.token_ttl=5")
+    for run in runs_of(client):
+        logged = " ".join([*run.data.params.values(), *run.data.tags.values(), run.info.run_name])
+        assert "hunter2" not in logged and "abc123" not in logged
+        if run.data.tags.get("tssweep.role") == "child":
+            assert "warehouse.password" not in run.data.params
+            assert run.data.params["warehouse.uri"] == "postgresql://bob:***@db:5432/sales"
+    assert "warehouse.password=***" in runs_of(client)[0].data.tags["tssweep.overrides"]
