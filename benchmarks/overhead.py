@@ -35,7 +35,7 @@ import json, sys, time
 from omegaconf import OmegaConf
 from sktime.datasets import load_airline
 from tssweep.evaluate import evaluate
-from tssweep.model import catboost_forecaster
+from tssweep.model import catboost
 
 dataset = OmegaConf.load(sys.argv[2] + "/conf/dataset/airline.yaml")
 model = OmegaConf.load(sys.argv[2] + "/conf/model/catboost.yaml")
@@ -44,8 +44,9 @@ series = load_airline().astype(float)
 seconds = []
 for seed in range(int(sys.argv[1])):
     start = time.perf_counter()
-    forecaster = catboost_forecaster(
-        window_length=dataset.seasonal_period, strategy=model.strategy,
+    forecaster = catboost(
+        task="forecasting", window_length=dataset.seasonal_period, strategy=model.strategy,
+        rsm=None, border_count=None,
         iterations=model.iterations, depth=model.depth, learning_rate=model.learning_rate,
         l2_leaf_reg=model.l2_leaf_reg, seed=seed, thread_count=thread_count)
     evaluate(forecaster, series, dataset)

@@ -17,6 +17,8 @@ from omegaconf import DictConfig
 
 # conf/paths/default.yaml puts outputs/ under the checkout, wherever the command runs
 os.environ.setdefault("TSSWEEP_ROOT", str(Path(__file__).resolve().parents[1]))
+# numba compiles MiniRocket and catch22 once, into outputs/, not at every run
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.environ["TSSWEEP_ROOT"], "outputs", "numba_cache"))
 # Registered first, so it runs last: Python's final garbage collection would walk every
 # object sktime, MLflow and CatBoost made (about a second here) with nothing to free.
 atexit.register(gc.freeze)
@@ -35,8 +37,8 @@ if __name__ == "__main__":
     interrupts.install()
     try:
         main()
-    except KeyboardInterrupt as stop:
+    except KeyboardInterrupt:
         # runs, trials and the sweep's parent are closed on the way out (atexit)
-        print(f"Interrupted ({stop or 'Ctrl-C'}): runs in progress are closed as KILLED; "
-              "run the same command again to resume a search.", file=sys.stderr)
+        print(f"Interrupted (received {interrupts.signal_name()}): runs in progress are "
+              "closed as KILLED; run the same command again to resume a search.", file=sys.stderr)
         raise SystemExit(130) from None

@@ -7,7 +7,7 @@ from sktime.forecasting.naive import NaiveForecaster
 
 from tssweep.dataset import load_series
 from tssweep.errors import BadInput
-from tssweep.model import build_forecaster, feature_importances
+from tssweep.model import build_model, feature_importances
 
 FAST = ("model.iterations=40", "model.depth=3")
 
@@ -19,15 +19,15 @@ def fit_predict(forecaster, series):
 def test_catboost_is_deterministic_for_a_seed(compose_cfg):
     cfg = compose_cfg(*FAST)
     series = load_series(cfg.dataset)
-    first = fit_predict(build_forecaster(cfg.model), series)
-    second = fit_predict(build_forecaster(cfg.model), series)
-    reseeded = fit_predict(build_forecaster(compose_cfg(*FAST, "seed=7").model), series)
+    first = fit_predict(build_model(cfg.model), series)
+    second = fit_predict(build_model(cfg.model), series)
+    reseeded = fit_predict(build_model(compose_cfg(*FAST, "seed=7").model), series)
     assert first.equals(second)
     assert not first.equals(reseeded)
 
 
 def test_catboost_takes_the_configured_hyperparameters(compose_cfg):
-    forecaster = build_forecaster(compose_cfg("model.depth=3", "model.learning_rate=0.05",
+    forecaster = build_model(compose_cfg("model.depth=3", "model.learning_rate=0.05",
                                               "model.window_length=6").model)
     params = forecaster.estimator.get_params()
     assert params["depth"] == 3 and params["learning_rate"] == 0.05
@@ -38,7 +38,7 @@ def test_catboost_takes_the_configured_hyperparameters(compose_cfg):
 @pytest.mark.parametrize("strategy", ["recursive", "direct"])
 def test_importances_cover_every_lag(compose_cfg, strategy):
     cfg = compose_cfg(*FAST, f"model.strategy={strategy}")
-    forecaster = build_forecaster(cfg.model)
+    forecaster = build_model(cfg.model)
     fit_predict(forecaster, load_series(cfg.dataset))
     importances = feature_importances(forecaster)
     assert sorted(importances) == sorted(f"lag_{lag}" for lag in range(1, 13))
@@ -50,14 +50,14 @@ def test_importances_cover_every_lag(compose_cfg, strategy):
 
 def test_unknown_strategy_is_refused(compose_cfg):
     with pytest.raises(BadInput) as raised:
-        build_forecaster(compose_cfg("model.strategy=multioutput").model)
+        build_model(compose_cfg("model.strategy=multioutput").model)
     message = str(raised.value)
     assert "model.strategy='multioutput'" in message and "recursive, direct" in message
 
 
 def test_naive_baseline_repeats_last_season(compose_cfg):
     cfg = compose_cfg("model=naive")
-    forecaster = build_forecaster(cfg.model)
+    forecaster = build_model(cfg.model)
     assert isinstance(forecaster, NaiveForecaster) and forecaster.sp == 12
     series = load_series(cfg.dataset)
     forecast = fit_predict(forecaster, series)
@@ -69,6 +69,6 @@ def test_importances_are_found_behind_the_preprocessing(compose_cfg):
     from tssweep.preprocess import wrap_forecaster
 
     cfg = compose_cfg(*FAST, "preprocess=log_deseasonalize_detrend")
-    pipeline = wrap_forecaster(cfg.preprocess, build_forecaster(cfg.model))
+    pipeline = wrap_forecaster(cfg.preprocess, build_model(cfg.model))
     fit_predict(pipeline, load_series(cfg.dataset))
     assert sorted(feature_importances(pipeline)) == sorted(f"lag_{lag}" for lag in range(1, 13))

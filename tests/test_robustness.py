@@ -46,7 +46,7 @@ BAD_INPUTS = {
     "one fold": (None, ["dataset.backtest.folds=1"], "dataset.backtest.folds=1: out of range. Allowed: an integer >= 2"),
     "zero step": (None, ["dataset.backtest.step=0"], "dataset.backtest.step=0: out of range"),
     "negative seed": (None, ["seed=-1"], "seed=-1: out of range"),
-    "unknown metric": (None, ["optimized_metric=accuracy"], "optimized_metric='accuracy': unknown metric. Allowed: mae, rmse, smape, mase"),
+    "unknown metric": (None, ["optimized_metric=accuracy"], "optimized_metric='accuracy': unknown metric for forecasting. Allowed: mae, rmse, smape, mase"),
     "csv without path": (None, ["dataset=csv"], "dataset.path='???': required but not given"),
     "bad value in a sweep": (None, ["-m", "model.depth=4,20"], "model.depth=20: out of range"),
     "bad bound in a search": (None, ["-m", "hparams_search=catboost_optuna", "model.depth=int(interval(0,9))"], "model.depth=0: out of range"),

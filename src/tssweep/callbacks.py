@@ -63,12 +63,12 @@ class MlflowSweepCallback(Callback):
         task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
         check_required(task)
         checks.check_config(task)
-        objective_names(config.optimized_metric)
+        objective_names(config.optimized_metric, config.dataset.task)
         sweeper_params = config.hydra.sweeper.get("params") or {}
         checks.check_sweep([*config.hydra.overrides.task,
                             *(f"{key}={value}" for key, value in sweeper_params.items())])
         self._store = tracking.open_store(config.tracking)
-        self._metric = objective_names(config.optimized_metric)[0]
+        self._metric = objective_names(config.optimized_metric, config.dataset.task)[0]
         self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
         sweeper = config.hydra.sweeper
         if sweeper.get("storage") and sweeper.get("study_name"):

@@ -9,6 +9,7 @@ naming the key, the value and what is allowed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -42,10 +43,15 @@ RULES: dict[str, Rule] = {
     "model.l2_leaf_reg": Rule(float, lambda v: v >= 0, "a number >= 0"),
     "model.thread_count": Rule(int, lambda v: v == -1 or v >= 1, "-1 (every core) or an integer >= 1"),
     "model.sp": _integer(1),
+    "model.rsm": Rule(float, lambda v: 0 < v <= 1, "a number in (0, 1], or null (by data width)"),
+    "model.border_count": _integer(1, 65535),
+    "model.n_neighbors": _integer(1),
+    "dataset.cv.folds": _integer(2),
+    "preprocess.steps.minirocket.num_kernels": _integer(84),
 }
 # keys whose allowed words depend on the model chosen
 STRATEGIES = {
-    "tssweep.model.catboost_forecaster": ("recursive", "direct"),
+    "tssweep.model.catboost": ("recursive", "direct"),
     "sktime.forecasting.naive.NaiveForecaster": ("last", "mean", "drift"),
 }
 
@@ -94,3 +100,38 @@ class _Absent:
 
 
 _ABSENT = _Absent()
+
+
+def check_task(cfg: DictConfig, choices: dict[str, str], conf_dir: Path) -> None:
+    """The preprocessing and the model must serve the dataset's task, and fit each other.
+
+    Each option declares ``tasks`` in its YAML; a mismatch names the options that do
+    apply, read from ``conf_dir``.
+    """
+    task = cfg.dataset.task
+    dataset = choices.get("dataset", "?")
+    if dataset == "csv" and task != "forecasting":
+        raise BadInput("dataset.task", task, "classification from a CSV file is not supported yet.",
+                       "forecasting (or a classification dataset shipped with sktime)")
+    for group in ("preprocess", "model"):
+        if task not in (cfg[group].get("tasks") or ["forecasting"]):
+            raise BadInput(group, choices.get(group, "?"),
+                           f"does not apply to dataset={dataset}, a {task} dataset.",
+                           ", ".join(_options_for(conf_dir / group, task)))
+    if task != "classification":
+        return
+    reads_series = cfg.model.get("input") == "series"
+    makes_features = cfg.preprocess.get("output") == "features"
+    if reads_series and makes_features:
+        raise BadInput("preprocess", choices.get("preprocess", "?"),
+                       f"turns the series into features, but model={choices.get('model')} "
+                       "compares the series themselves.", "raw")
+    if not reads_series and not makes_features and not cfg.dataset.get("equal_length", True):
+        raise BadInput("preprocess", choices.get("preprocess", "?"),
+                       f"dataset={dataset} has series of unequal lengths, which cannot be the "
+                       "columns of one table for CatBoost.", "summary, catch22, minirocket")
+
+
+def _options_for(group_dir: Path, task: str) -> list[str]:
+    return sorted(path.stem for path in group_dir.glob("*.yaml")
+                  if task in (OmegaConf.load(path).get("tasks") or ["forecasting"]))

@@ -1,9 +1,10 @@
-"""The ``dataset`` config group: load one univariate series, checked and named.
+"""The ``dataset`` config group: load a forecasting series or a classification panel.
 
 A dataset config's ``load`` node is instantiated with Hydra: an sktime loader for the
-series that ship with sktime, :func:`read_csv_series` for the user's own file. What
-comes back is always a ``pd.Series`` with a sorted, unique index, so later steps
-never have to second-guess their input.
+data that ship with sktime, :func:`read_csv_series` for the user's own file. A
+forecasting dataset gives a ``pd.Series`` with a sorted, unique index, checked, so later
+steps never have to second-guess their input; a classification dataset gives its
+official train and test split (:func:`load_panel`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,17 @@ def load_series(dataset_cfg: DictConfig) -> pd.Series:
     series = loaded.astype(float)
     _check_target(series, "dataset.target", series.name)
     return series
+
+
+def load_panel(dataset_cfg: DictConfig) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:
+    """A classification dataset's official split: ``X_train, y_train, X_test, y_test``.
+
+    ``X`` is sktime's nested DataFrame (one row per series, one column per channel),
+    which holds unequal-length series too.
+    """
+    X_train, y_train = instantiate(dataset_cfg.load, split="train")
+    X_test, y_test = instantiate(dataset_cfg.load, split="test")
+    return X_train, np.asarray(y_train), X_test, np.asarray(y_test)
 
 
 def read_csv_series(path: str, time_column: str, target: str, freq: str) -> pd.Series:
@@ -82,11 +94,21 @@ def read_csv_series(path: str, time_column: str, target: str, freq: str) -> pd.S
     return series
 
 
-def fingerprint(series: pd.Series) -> str:
-    """Short content hash of index and values: two runs with equal hashes saw equal data."""
+def fingerprint(data: pd.Series | pd.DataFrame, labels: np.ndarray | None = None) -> str:
+    """Short content hash: two runs with equal hashes saw equal data.
+
+    A series is hashed with its index; a panel (nested DataFrame) series by series,
+    with its labels.
+    """
     digest = hashlib.sha256()
-    digest.update(series.index.astype(str).str.cat(sep=",").encode())
-    digest.update(np.ascontiguousarray(series.to_numpy(dtype=float)).tobytes())
+    if isinstance(data, pd.Series):
+        digest.update(data.index.astype(str).str.cat(sep=",").encode())
+        digest.update(np.ascontiguousarray(data.to_numpy(dtype=float)).tobytes())
+    else:
+        for cell in data.to_numpy().ravel():
+            digest.update(np.ascontiguousarray(np.asarray(cell, dtype=float)).tobytes())
+    if labels is not None:
+        digest.update(",".join(map(str, labels)).encode())
     return digest.hexdigest()[:16]
 
 

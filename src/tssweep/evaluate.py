@@ -37,9 +37,14 @@ METRICS = {
     "mase": lambda y_true, y_pred, y_train, sp: mean_absolute_scaled_error(
         y_true, y_pred, y_train=y_train, sp=sp),
 }
-GREATER_IS_BETTER: frozenset[str] = frozenset()
-# what a search may optimise: a backtest mean, or the cost of getting it
-OBJECTIVES = (*METRICS, "fit_seconds", "predict_seconds")
+# what a search may optimise, by task: a backtest or cross-validation mean, or the
+# cost of getting it
+OBJECTIVES = {
+    "forecasting": (*METRICS, "fit_seconds", "predict_seconds"),
+    "classification": ("cv_accuracy", "cv_balanced_accuracy", "cv_f1_macro", "cv_log_loss",
+                       "fit_seconds", "transform_seconds", "predict_seconds"),
+}
+GREATER_IS_BETTER = frozenset({"cv_accuracy", "cv_balanced_accuracy", "cv_f1_macro"})
 
 
 @dataclass
@@ -68,21 +73,22 @@ class Evaluation:
         return self.backtest_scores[name] if name in self.backtest_scores else float(getattr(self, name))
 
 
-def objective_names(optimized_metric: str | list[str]) -> list[str]:
+def objective_names(optimized_metric: str | list[str], task: str = "forecasting") -> list[str]:
     """The objectives named by ``optimized_metric`` (a list for multi-objective searches),
-    checked before any training."""
+    checked against what the dataset's task computes, before any training."""
     names = [optimized_metric] if isinstance(optimized_metric, str) else list(optimized_metric)
+    allowed = OBJECTIVES.get(task, OBJECTIVES["forecasting"])
     for name in names:
-        if name not in OBJECTIVES:
-            raise BadInput("optimized_metric", name, "unknown metric.", ", ".join(OBJECTIVES))
+        if name not in allowed:
+            raise BadInput("optimized_metric", name, f"unknown metric for {task}.", ", ".join(allowed))
     if not names:
-        raise BadInput("optimized_metric", names, "names no metric.", ", ".join(OBJECTIVES))
+        raise BadInput("optimized_metric", names, "names no metric.", ", ".join(allowed))
     return names
 
 
 def greater_is_better(metric: str) -> bool:
-    """Direction of a metric name, with or without a ``test_`` prefix."""
-    return metric.removeprefix("test_") in GREATER_IS_BETTER
+    """Direction of a metric name (``cv_accuracy`` up, ``mase`` down)."""
+    return metric in GREATER_IS_BETTER
 
 
 def make_splitter(series_length: int, dataset_cfg: DictConfig) -> ExpandingWindowSplitter:

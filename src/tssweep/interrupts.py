@@ -28,6 +28,15 @@ def interrupted() -> bool:
     return bool(_received)
 
 
+def signal_name() -> str:
+    """The first signal received (``SIGINT``, ``SIGTERM``), for messages.
+
+    Taken from the record, not from the ``KeyboardInterrupt``: native code such as
+    CatBoost's training loop may raise its own, without our message.
+    """
+    return signal.Signals(_received[0]).name if _received else "Ctrl-C"
+
+
 def _interrupt(signum: int, frame: object) -> None:
     _received.append(signum)
     # only the first signal interrupts: a second Ctrl-C must not cut short the

@@ -1,7 +1,10 @@
 """One Hydra job: dataset -> preprocess -> model -> evaluate, logged as one MLflow run.
 
-``run_job`` is what ``src/train.py`` calls. It returns the backtest mean of
-``optimized_metric``, so any Hydra sweeper can optimise it, and never the holdout score.
+``run_job`` is what ``src/train.py`` calls. It checks the config, opens the run, and
+hands over to the forecasting or the classification line by the dataset's task. It
+returns the backtest (forecasting) or cross-validation (classification) mean of
+``optimized_metric``, so any Hydra sweeper can optimise it, and never a holdout or
+test score.
 """
 
 from __future__ import annotations
@@ -15,7 +18,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from tssweep import checks, dataset, evaluate, model, plots, preprocess, pruning, tracking
+from tssweep import (
+    checks,
+    classification,
+    dataset,
+    evaluate,
+    model,
+    plots,
+    preprocess,
+    pruning,
+    tracking,
+)
 from tssweep.errors import check_required
 
 log = logging.getLogger(__name__)
@@ -29,20 +42,25 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
                if "/" not in group and option is not None}
     overrides = tracking.redact_overrides(list(hydra_cfg.overrides.task))
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    task = cfg.dataset.task
     check_required(cfg)
     checks.check_config(cfg)
-    objectives = evaluate.objective_names(cfg.optimized_metric)
+    checks.check_task(cfg, choices, Path(cfg.paths.root_dir) / "conf")
+    objectives = evaluate.objective_names(cfg.optimized_metric, task)
     _share_cores(cfg, hydra_cfg)
 
     store = tracking.open_store(cfg.tracking)
     tags = {"tssweep.overrides": " ".join(overrides), "optimized_metric": objectives[0],
-            "mlflow.source.name": "src/train.py", **tracking.source_tags(str(cfg.paths.root_dir))}
+            "tssweep.task": task, "mlflow.source.name": "src/train.py",
+            **tracking.source_tags(str(cfg.paths.root_dir))}
     if in_sweep:
         tags["tssweep.job_num"] = str(hydra_cfg.job.num)
     if cfg.get("optuna_trial") is not None:
         tags["optuna.trial_number"] = str(cfg.optuna_trial)
     sweep_dir = os.path.abspath(hydra_cfg.sweep.dir) if in_sweep else None
     report_fold = pruning.fold_reporter(cfg, hydra_cfg.sweeper if in_sweep else None)
+    artifacts = Path(hydra_cfg.runtime.output_dir) / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
 
     default_name = "{dataset} {preprocess} {model}".format_map(choices)
     # an Optuna trial's overrides are all its hyperparameters: too long for a name
@@ -50,41 +68,83 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     with tracking.job_run(store, overrides, default_name, tags, sweep_dir, name) as run:
         params = {key: value for key, value in tracking.flatten(cfg).items() if key != "optuna_trial"}
         run.log(params={**params, **{f"{group}.name": option for group, option in choices.items()}})
-        series = dataset.load_series(cfg.dataset)
-        run.log(tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
-        preprocess.check_applicable(cfg.preprocess, series, choices.get("preprocess", "?"))
-        pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_forecaster(cfg.model))
-
+        (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         folds_done: list[dict] = []
 
         def after_fold(fold: int, fold_scores: dict) -> None:
-            folds_done.append(fold_scores)
-            if report_fold is not None:
+            folds_done.append({k: v for k, v in fold_scores.items() if isinstance(v, float)})
+            if report_fold is not None and objectives[0] in folds_done[-1]:
                 done = [row[objectives[0]] for row in folds_done]
                 report_fold(fold, sum(done) / len(done))
 
         try:
-            scores = evaluate.evaluate(pipeline, series, cfg.dataset, after_fold=after_fold)
+            job = _classify if task == "classification" else _forecast
+            scores = job(cfg, choices, run, after_fold, artifacts)
         except BaseException:
             # a pruned (or interrupted) run keeps the folds it finished
-            run.log(step_metrics={f"fold_{name}": [row[name] for row in folds_done]
-                                  for name in evaluate.METRICS})
+            if folds_done:
+                run.log(step_metrics={f"fold_{key}": [row[key] for row in folds_done]
+                                      for key in folds_done[0]})
             raise
-        artifacts = Path(hydra_cfg.runtime.output_dir) / "artifacts"
-        test_metric = f"test_{objectives[0]}"
-        title = " ".join([choices.get("dataset", ""), run.name] + (
-            [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
-            if test_metric in scores.test_scores else []))
-        _write_artifacts(cfg, scores, title, artifacts)
-        run.log(metrics={**scores.backtest_scores, **scores.test_scores,
-                         "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
-                step_metrics={f"fold_{name}": scores.fold_scores[name].tolist()
-                              for name in evaluate.METRICS})
         run.log_artifacts(artifacts)
 
     values = tuple(scores.objective(name) for name in objectives)
-    log.info("backtest %s  holdout %s", _show(dict(zip(objectives, values))), _show(scores.test_scores))
+    kinds = ("cross-validation", "test split") if task == "classification" else ("backtest", "holdout")
+    log.info("%s %s  %s %s", kinds[0], _show(dict(zip(objectives, values))), kinds[1],
+             _show(scores.test_scores))
     return values[0] if isinstance(cfg.optimized_metric, str) else values
+
+
+def _forecast(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fold,
+              artifacts: Path) -> evaluate.Evaluation:
+    """Backtest a forecasting pipeline, score its holdout, log it all on ``run``."""
+    series = dataset.load_series(cfg.dataset)
+    run.log(tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
+    preprocess.check_applicable(cfg.preprocess, series, choices.get("preprocess", "?"))
+    pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
+    scores = evaluate.evaluate(pipeline, series, cfg.dataset, after_fold=after_fold)
+
+    test_metric = f"test_{evaluate.objective_names(cfg.optimized_metric)[0]}"
+    title = " ".join([choices.get("dataset", ""), run.name] + (
+        [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
+        if test_metric in scores.test_scores else []))
+    scores.fold_scores.to_csv(artifacts / "backtest_folds.csv")
+    plots.forecast_plot(scores.history, scores.holdout, scores.holdout_forecast, title,
+                        artifacts / "forecast.png")
+    importances = model.feature_importances(scores.fitted)
+    if importances is not None:
+        pd.Series(importances, name="importance").rename_axis("feature").to_csv(
+            artifacts / "feature_importance.csv")
+    tracking.save_model(scores.fitted, artifacts / "model")
+    run.log(metrics={**scores.backtest_scores, **scores.test_scores,
+                     "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
+            step_metrics={f"fold_{name}": scores.fold_scores[name].tolist()
+                          for name in evaluate.METRICS})
+    return scores
+
+
+def _classify(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fold,
+              artifacts: Path) -> classification.ClassificationEvaluation:
+    """Cross-validate a classification pipeline, score the test split, log it all on ``run``."""
+    X_train, y_train, X_test, y_test = dataset.load_panel(cfg.dataset)
+    run.log(tags={"data.fingerprint": dataset.fingerprint(X_train, y_train),
+                  "data.train_series": len(X_train), "data.test_series": len(X_test)})
+    scores = classification.evaluate(
+        preprocess.feature_transformer(cfg.preprocess), model.build_model(cfg.model),
+        X_train, y_train, X_test, y_test, folds=int(cfg.dataset.cv.folds), seed=int(cfg.seed),
+        after_fold=after_fold)
+
+    scores.fold_scores.to_csv(artifacts / "cv_folds.csv")
+    title = (f"{choices.get('dataset', '')} {run.name}: test accuracy "
+             f"{scores.test_scores['test_accuracy']:.3f}")
+    plots.confusion_matrix(scores.y_test, scores.test_predictions, scores.labels, title,
+                           artifacts / "confusion_matrix.png")
+    run.log(metrics={**scores.cv_scores, **scores.test_scores, "n_features": scores.n_features,
+                     "transform_seconds": scores.transform_seconds,
+                     "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
+            step_metrics={f"fold_cv_{name}": scores.fold_scores[name].tolist()
+                          for name in classification.METRICS})
+    return scores
 
 
 def _show(values: dict[str, float]) -> str:
@@ -107,20 +167,6 @@ def _share_cores(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     parallel = min([cores if n < 0 else n for n in limits], default=1)
     if parallel > 1:
         cfg.model.thread_count = max(1, cores // parallel)
-
-
-def _write_artifacts(cfg: DictConfig, scores: evaluate.Evaluation, title: str, folder: Path) -> None:
-    """The files a run keeps: config, fold table, forecast plot, importances, the model."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    scores.fold_scores.to_csv(folder / "backtest_folds.csv")
-    plots.forecast_plot(scores.history, scores.holdout, scores.holdout_forecast, title,
-                        folder / "forecast.png")
-    importances = model.feature_importances(scores.fitted)
-    if importances is not None:
-        pd.Series(importances, name="importance").rename_axis("feature").to_csv(
-            folder / "feature_importance.csv")
-    tracking.save_model(scores.fitted, folder / "model")
 
 
 class _DropRememberDataWarning(logging.Filter):

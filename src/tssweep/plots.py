@@ -52,3 +52,28 @@ def metric_bars(ranked: pd.DataFrame, metric: str, fold_std: dict[str, float], p
 def _save(figure: Figure, path: Path) -> None:
     FigureCanvasAgg(figure)
     figure.savefig(path, dpi=100)
+
+
+def confusion_matrix(y_true, y_pred, labels: list, title: str, path: Path) -> None:
+    """Counts of true (rows) against predicted (columns) labels on the test split."""
+    import numpy as np
+
+    index = {label: position for position, label in enumerate(labels)}
+    counts = np.zeros((len(labels), len(labels)), dtype=int)
+    for truth, guess in zip(y_true, y_pred):
+        counts[index[truth], index[guess]] += 1
+    size = 2 + 0.5 * len(labels)
+    figure = Figure(figsize=(size + 1, size))
+    axes = figure.subplots()
+    axes.imshow(counts, cmap="Blues")
+    for row in range(len(labels)):
+        for column in range(len(labels)):
+            axes.text(column, row, counts[row, column], ha="center", va="center",
+                      color="white" if counts[row, column] > counts.max() / 2 else "black")
+    axes.set_xticks(range(len(labels)), [str(label) for label in labels], rotation=45)
+    axes.set_yticks(range(len(labels)), [str(label) for label in labels])
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title, fontsize=9)
+    figure.tight_layout()  # once per job; label widths vary
+    _save(figure, path)

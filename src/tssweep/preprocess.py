@@ -1,9 +1,11 @@
-"""The ``preprocess`` config group: target transforms wrapped around the model.
+"""The ``preprocess`` config group: what the data go through before the model.
 
-``conf/preprocess/<name>.yaml`` lists sktime transformers under ``steps`` (in order).
-They go into a ``TransformedTargetForecaster`` so that the model learns on the
-transformed series and its forecasts are inverse-transformed back to the original
-scale before anything is scored.
+``conf/preprocess/<name>.yaml`` lists sktime transformers under ``steps`` (in order)
+and the ``tasks`` it serves. For forecasting they are target transforms inside a
+``TransformedTargetForecaster``: the model learns on the transformed series and its
+forecasts are inverse-transformed back to the original scale before anything is
+scored. For classification they turn each series into features (``output:
+features``), or leave the series as they are (``raw``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,36 @@ from tssweep.errors import BadInput, instantiate
 def build_transformers(preprocess_cfg: DictConfig) -> list[tuple[str, object]]:
     """Instantiate ``preprocess_cfg.steps`` into named, unfitted sktime transformers."""
     return [(name, instantiate(node, _convert_="all")) for name, node in preprocess_cfg.steps.items()]
+
+
+def feature_transformer(preprocess_cfg: DictConfig):
+    """The configured steps as one sktime panel transformer (a chain when several), or
+    None for ``raw``: the series go to the model as they are."""
+    transformers = [transformer for _, transformer in build_transformers(preprocess_cfg)]
+    if not transformers:
+        return None
+    chain = transformers[0]
+    for transformer in transformers[1:]:
+        chain = chain * transformer
+    return chain
+
+
+def minirocket(num_kernels: int, random_state: int, multivariate: bool, equal_length: bool):
+    """The MiniRocket variant the data need: univariate, multivariate, or unequal length.
+
+    Unequal-length series shorter than MiniRocket's 9-point kernels are padded with 0.
+    """
+    from sktime.transformations.rocket import (
+        MiniRocket,
+        MiniRocketMultivariate,
+        MiniRocketMultivariateVariable,
+    )
+
+    if not equal_length:
+        return MiniRocketMultivariateVariable(num_kernels=num_kernels, random_state=random_state,
+                                              pad_value_short_series=0.0)
+    variant = MiniRocketMultivariate if multivariate else MiniRocket
+    return variant(num_kernels=num_kernels, random_state=random_state)
 
 
 def wrap_forecaster(preprocess_cfg: DictConfig, forecaster: BaseForecaster) -> BaseForecaster:

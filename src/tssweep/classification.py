@@ -1,0 +1,131 @@
+"""Honest scoring of a time-series classifier: cross-validation, then the test split.
+
+Searches and sweeps only ever see the train split: stratified k-fold cross-validation
+on it gives ``cv_accuracy``, ``cv_balanced_accuracy``, ``cv_f1_macro`` and
+``cv_log_loss`` (fold means; the folds are also the pruning steps of a search). Each
+fold fits the preprocessing on its own training part, so no fold's features are shaped
+by the series it is scored on. Only then is the pipeline fitted on the whole train
+split and scored once on the official test split (``test_*``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
+from sklearn.model_selection import StratifiedKFold
+from sktime.classification.base import BaseClassifier
+
+from tssweep.errors import BadInput
+from tssweep.model import fit_to_width
+
+METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "log_loss")
+
+
+@dataclass
+class ClassificationEvaluation:
+    """Everything one classification job measured.
+
+    ``fold_scores`` has a row per CV fold (metrics and seconds); ``cv_scores`` their
+    means (``cv_accuracy``, ...); ``test_scores`` the test split's (``test_accuracy``,
+    ...). ``test_predictions`` are the final model's labels for the test series.
+    """
+
+    fold_scores: pd.DataFrame
+    cv_scores: dict[str, float]
+    test_scores: dict[str, float]
+    labels: list
+    y_test: np.ndarray
+    test_predictions: np.ndarray
+    n_features: int
+    transform_seconds: float
+    fit_seconds: float
+    predict_seconds: float
+
+    def objective(self, name: str) -> float:
+        return self.cv_scores[name] if name in self.cv_scores else float(getattr(self, name))
+
+
+def evaluate(transformer, model, X: pd.DataFrame, y: np.ndarray, X_test: pd.DataFrame,
+             y_test: np.ndarray, folds: int, seed: int,
+             after_fold: Callable[[int, dict], None] | None = None) -> ClassificationEvaluation:
+    """Cross-validate ``transformer`` + ``model`` on the train split, then score the test split.
+
+    ``transformer`` is an sktime panel transformer, or None to give the model the
+    series themselves (as columns of values for CatBoost, as series for sktime's
+    classifiers). ``after_fold(fold, scores)`` sees each fold's scores as they come and
+    may raise to stop early (Optuna pruning does).
+    """
+    smallest = int(pd.Series(y).value_counts().min())
+    if folds > smallest:
+        raise BadInput("dataset.cv.folds", folds, f"the smallest class of the train split has "
+                       f"only {smallest} series, too few for {folds} stratified folds.",
+                       f"an integer from 2 to {smallest}")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    rows = []
+    for fold, (train, valid) in enumerate(splitter.split(np.zeros(len(y)), y)):
+        scores, *_ = _fit_score(transformer, model, X.iloc[train], y[train], X.iloc[valid], y[valid])
+        rows.append({"fold": fold, **scores})
+        if after_fold is not None:
+            after_fold(fold, {f"cv_{name}": rows[-1][name] for name in METRICS})
+    fold_scores = pd.DataFrame(rows).set_index("fold")
+    test, predictions, n_features = _fit_score(transformer, model, X, y, X_test, y_test)
+    return ClassificationEvaluation(
+        fold_scores=fold_scores,
+        cv_scores={f"cv_{name}": float(fold_scores[name].mean()) for name in METRICS},
+        test_scores={f"test_{name}": test[name] for name in METRICS},
+        labels=sorted(set(y) | set(y_test)), y_test=y_test, test_predictions=predictions,
+        n_features=n_features,
+        **{key: float(fold_scores[key].sum() + test[key])
+           for key in ("transform_seconds", "fit_seconds", "predict_seconds")})
+
+
+def _fit_score(transformer, model, X_fit, y_fit, X_score, y_score):
+    """Fit on one part, score the other; returns (scores with seconds, labels, n features)."""
+    start = time.perf_counter()
+    features_fit, features_score = _features(transformer, model, X_fit, X_score)
+    transformed = time.perf_counter()
+    n_features = features_fit.shape[1] if features_fit.ndim == 2 else X_fit.shape[1]
+    fitted = fit_to_width(clone(model), n_features).fit(features_fit, y_fit)
+    done_fit = time.perf_counter()
+    probabilities = np.asarray(fitted.predict_proba(features_score))
+    classes = np.asarray(fitted.classes_)
+    predictions = classes[probabilities.argmax(axis=1)]
+    done = time.perf_counter()
+    scores = {
+        "accuracy": accuracy_score(y_score, predictions),
+        "balanced_accuracy": balanced_accuracy_score(y_score, predictions),
+        "f1_macro": f1_score(y_score, predictions, average="macro"),
+        "log_loss": log_loss(y_score, np.clip(probabilities, 1e-15, 1), labels=classes),
+        "transform_seconds": transformed - start, "fit_seconds": done_fit - transformed,
+        "predict_seconds": done - done_fit,
+    }
+    return {k: float(v) for k, v in scores.items()}, predictions, n_features
+
+
+def _features(transformer, model, X_fit: pd.DataFrame, X_score: pd.DataFrame):
+    """What the model reads: the transformer's features, or the series themselves."""
+    if transformer is not None:
+        fitted = transformer.clone().fit(X_fit)
+        return _matrix(fitted.transform(X_fit)), _matrix(fitted.transform(X_score))
+    if isinstance(model, BaseClassifier):  # sktime classifiers read series
+        return X_fit, X_score
+    return _flatten(X_fit), _flatten(X_score)
+
+
+def _matrix(features) -> np.ndarray:
+    return np.asarray(features, dtype=float)
+
+
+def _flatten(panel: pd.DataFrame) -> np.ndarray:
+    """Each series' values, channel after channel, as one row of features."""
+    rows = [np.concatenate([np.asarray(cell, dtype=float) for cell in row]) for row in panel.to_numpy()]
+    if len({len(row) for row in rows}) > 1:
+        raise BadInput("preprocess", "raw", "the series have unequal lengths, so their values "
+                       "cannot be columns of one table.", "summary, catch22, minirocket")
+    return np.vstack(rows)
