@@ -10,7 +10,7 @@ PORT ?= 5000
 # MLflow's usage telemetry stays off: no calls home, no files in $HOME.
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install sweep ui test bench bench-pruning clean
+.PHONY: install sweep ui test bench bench-pruning bench-classification clean
 
 install: $(STAMP)
 
@@ -42,6 +42,9 @@ bench: install
 
 bench-pruning: install
 	$(PY) benchmarks/pruning.py
+
+bench-classification: install
+	$(PY) benchmarks/classification.py
 
 clean:
 	rm -rf outputs/* $(VENV)

@@ -62,6 +62,10 @@ class MlflowSweepCallback(Callback):
         # refuse bad values before the parent run exists: none is left half-made
         task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
         check_required(task)
+        choices = {group: str(option) for group, option in config.hydra.runtime.choices.items()
+                   if "/" not in group and option is not None}
+        swept = frozenset(_swept_keys(config, list(config.hydra.overrides.task)))
+        checks.check_task(task, choices, Path(config.paths.root_dir) / "conf", swept)
         checks.check_config(task)
         objective_names(config.optimized_metric, config.dataset.task)
         sweeper_params = config.hydra.sweeper.get("params") or {}

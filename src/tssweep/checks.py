@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from tssweep.errors import BadInput
 
@@ -59,7 +60,10 @@ STRATEGIES = {
 def check_config(cfg: DictConfig) -> None:
     """Check every key of the table that ``cfg`` has, with interpolations resolved."""
     for key, rule in RULES.items():
-        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+        try:
+            value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+        except InterpolationResolutionError:  # e.g. ${dataset.seasonal_period} on a panel
+            continue
         if value is not _ABSENT and value is not None:
             check_value(key, value, rule)
     strategies = STRATEGIES.get(OmegaConf.select(cfg, "model._target_", default=""))
@@ -102,12 +106,16 @@ class _Absent:
 _ABSENT = _Absent()
 
 
-def check_task(cfg: DictConfig, choices: dict[str, str], conf_dir: Path) -> None:
+def check_task(cfg: DictConfig, choices: dict[str, str], conf_dir: Path,
+               swept: frozenset[str] = frozenset()) -> None:
     """The preprocessing and the model must serve the dataset's task, and fit each other.
 
     Each option declares ``tasks`` in its YAML; a mismatch names the options that do
-    apply, read from ``conf_dir``.
+    apply, read from ``conf_dir``. Groups in ``swept`` (a sweep's config before its
+    values are applied) are left to each job.
     """
+    if "dataset" in swept or swept & {"preprocess", "model"}:
+        return
     task = cfg.dataset.task
     dataset = choices.get("dataset", "?")
     if dataset == "csv" and task != "forecasting":

@@ -44,8 +44,8 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     task = cfg.dataset.task
     check_required(cfg)
-    checks.check_config(cfg)
     checks.check_task(cfg, choices, Path(cfg.paths.root_dir) / "conf")
+    checks.check_config(cfg)
     objectives = evaluate.objective_names(cfg.optimized_metric, task)
     _share_cores(cfg, hydra_cfg)
 
