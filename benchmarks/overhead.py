@@ -13,7 +13,7 @@ the median per-job tracking overhead (a child's time in MLflow minus the same jo
 training time in the bare loop). Timings are measured here, in this run, never
 compared with numbers from elsewhere.
 
-    .venv/bin/python benchmarks/overhead.py [--jobs 8] [--thread-count 1]
+    .venv/bin/python benchmarks/overhead.py [--jobs 8] [--thread-count 1] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -76,33 +76,41 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--thread-count", type=int, default=None,
                         help="CatBoost threads on both sides (default: the config's)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of (a), fresh (b) and warm (b); medians are printed")
     args = parser.parse_args()
     jobs = args.jobs
     threads = [] if args.thread_count is None else [str(args.thread_count)]
 
-    bare_wall, bare_out = timed([sys.executable, "-c", BARE_LOOP, str(jobs), str(ROOT), *threads])
-    bare_jobs = json.loads(bare_out.strip().splitlines()[-1])
+    bare_walls, fresh_walls, warm_walls, bare_jobs, children = [], [], [], [], []
+    for _ in range(args.repeats):  # interleaved, so a slow spell hits both sides
+        wall, out = timed([sys.executable, "-c", BARE_LOOP, str(jobs), str(ROOT), *threads])
+        bare_walls.append(wall)
+        bare_jobs += json.loads(out.strip().splitlines()[-1])
+        with tempfile.TemporaryDirectory() as folder:
+            uri = f"sqlite:///{folder}/mlflow.db"
+            sweep = [sys.executable, "src/train.py", "-m", f"seed=range(0,{jobs})",
+                     f"paths.output_dir={folder}/outputs",
+                     *[f"model.thread_count={t}" for t in threads]]
+            env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+            fresh_walls.append(timed(sweep, env)[0])
+            warm_walls.append(timed(sweep, env)[0])
+            children += child_seconds(uri)
 
-    with tempfile.TemporaryDirectory() as folder:
-        uri = f"sqlite:///{folder}/mlflow.db"
-        sweep = [sys.executable, "src/train.py", "-m", f"seed=range(0,{jobs})",
-                 f"paths.output_dir={folder}/outputs",
-                 *[f"model.thread_count={t}" for t in threads]]
-        env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
-        fresh_wall, _ = timed(sweep, env)
-        warm_wall, _ = timed(sweep, env)
-        children = child_seconds(uri)
-
+    bare, fresh, warm = (statistics.median(w) for w in (bare_walls, fresh_walls, warm_walls))
     bare_median = statistics.median(bare_jobs)
     overhead_ms = 1000 * (statistics.median(children) - bare_median)
     setting = f"thread_count={args.thread_count}" if threads else "default config"
-    print(f"{jobs} trainings, {setting} (airline, CatBoost, seeds 0..{jobs - 1})")
-    print(f"  (a) bare loop, no Hydra, no MLflow   {bare_wall:6.2f} s   "
-          f"(median job {bare_median:.3f} s)")
-    print(f"  (b) sweep, fresh SQLite store        {fresh_wall:6.2f} s   b/a = {fresh_wall / bare_wall:.2f}")
-    print(f"  (b) sweep, warm SQLite store         {warm_wall:6.2f} s   b/a = {warm_wall / bare_wall:.2f}")
+    print(f"{jobs} trainings, {setting} (airline, CatBoost, seeds 0..{jobs - 1}); "
+          f"medians of {args.repeats} rounds")
+    print(f"  (a) bare loop, no Hydra, no MLflow   {bare:6.2f} s   (median job {bare_median:.3f} s)")
+    print(f"  (b) sweep, fresh SQLite store        {fresh:6.2f} s   b/a = {fresh / bare:.2f}")
+    print(f"  (b) sweep, warm SQLite store         {warm:6.2f} s   b/a = {warm / bare:.2f}")
     print(f"  median tracking overhead per job     {overhead_ms:6.0f} ms  "
           f"(child run {statistics.median(children):.3f} s vs bare job {bare_median:.3f} s)")
+    print(f"  spread of b/a (warm) over rounds: "
+          f"{min(w / b for w, b in zip(warm_walls, bare_walls)):.2f}-"
+          f"{max(w / b for w, b in zip(warm_walls, bare_walls)):.2f}")
 
 
 if __name__ == "__main__":
