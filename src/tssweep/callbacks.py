@@ -59,26 +59,15 @@ class MlflowSweepCallback(Callback):
             raise SystemExit(1) from None
 
     def _open_parent(self, config: DictConfig) -> None:
-        # refuse bad values before the parent run exists: none is left half-made
-        task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
-        check_required(task)
-        choices = {group: str(option) for group, option in config.hydra.runtime.choices.items()
-                   if "/" not in group and option is not None}
-        swept = frozenset(_swept_keys(config, list(config.hydra.overrides.task)))
-        checks.check_task(task, choices, Path(config.paths.root_dir) / "conf", swept)
-        checks.check_config(task)
-        objective_names(config.optimized_metric, config.dataset.task)
-        sweeper_params = config.hydra.sweeper.get("params") or {}
-        checks.check_sweep([*config.hydra.overrides.task,
-                            *(f"{key}={value}" for key, value in sweeper_params.items())])
+        overrides = list(config.hydra.overrides.task)
+        swept_keys = _swept_keys(config, overrides)
+        _refuse_bad_input(config, swept_keys)  # before the parent exists: none half-made
         self._store = tracking.open_store(config.tracking)
         self._metric = objective_names(config.optimized_metric, config.dataset.task)[0]
         self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
         sweeper = config.hydra.sweeper
         if sweeper.get("storage") and sweeper.get("study_name"):
             self._study = (str(sweeper.storage), str(sweeper.study_name))
-        overrides = list(config.hydra.overrides.task)
-        swept_keys = _swept_keys(config, overrides)
         overrides = tracking.redact_overrides(overrides)
         self._parent_id = tracking.start_parent(
             self._store, self._sweep_dir, run_name=" ".join(["sweep", *overrides]),
@@ -108,6 +97,20 @@ class MlflowSweepCallback(Callback):
             tracking.finish_parent(store, parent_id, status)
             log.info("MLflow parent run %s closed as %s: see %s", parent_id, status,
                      Path(self._sweep_dir) / "summary" / "summary.md")
+
+
+def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> None:
+    """The job checks, on the sweep's own config and on every value it will try."""
+    task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+    check_required(task)
+    choices = {group: str(option) for group, option in config.hydra.runtime.choices.items()
+               if "/" not in group and option is not None}
+    checks.check_task(task, choices, Path(config.paths.root_dir) / "conf", frozenset(swept_keys))
+    checks.check_config(task)
+    objective_names(config.optimized_metric, config.dataset.task)
+    sweeper_params = config.hydra.sweeper.get("params") or {}
+    checks.check_sweep([*config.hydra.overrides.task,
+                        *(f"{key}={value}" for key, value in sweeper_params.items())])
 
 
 def _swept_keys(config: DictConfig, overrides: list[str]) -> list[str]:
