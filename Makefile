@@ -28,9 +28,11 @@ sweep: install
 	@echo
 	@echo "One parent run with four nested child runs is in outputs/mlflow.db."
 	@echo "  the verdict:    cat outputs/multiruns/*/summary/summary.md | tail"
-	@echo "  the dashboard:  make ui   (then open http://$(HOST):$(PORT))"
+	@echo "  the dashboard:  make ui   (then open http://$(HOST):$(PORT)/#/experiments/1/runs)"
 
 ui: install
+	@echo "Runs: http://$(HOST):$(PORT)/#/experiments/1/runs (MLflow 3 opens on its GenAI view;"
+	@echo "the runs are under 'Model training' / 'Training runs', sweeps as expandable parents)"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow.db \
 		--host $(HOST) --port $(PORT) --workers 1
 

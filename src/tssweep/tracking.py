@@ -33,7 +33,6 @@ ROLE_TAG = "tssweep.role"
 SWEPT_KEYS_TAG = "tssweep.swept_keys"
 STUDY_TAG = "tssweep.study"
 PARENT_TAG = "mlflow.parentRunId"
-_EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 
 # MLflow's own batch limits per log_batch call
 _MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000
@@ -78,9 +77,7 @@ def open_store(tracking_cfg: DictConfig) -> Store:
     if location:
         Path(location).mkdir(parents=True, exist_ok=True)
         location = Path(location).resolve().as_uri()
-    # the kind makes MLflow 3's UI open on the runs table, not on its GenAI traces view
-    return Store(client, client.create_experiment(name, artifact_location=location,
-                                                  tags={_EXPERIMENT_KIND_TAG: "custom_model_development"}), uri)
+    return Store(client, client.create_experiment(name, artifact_location=location), uri)
 
 
 def flatten(cfg: DictConfig) -> dict[str, str]:
