@@ -1,0 +1,76 @@
+"""The same sweep against a real MLflow tracking server, started on 127.0.0.1 by the
+test and stopped by it: nesting, metrics and artifacts come out as with SQLite."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server",
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        # job execution would start 7 more processes the test does not need
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+             "MLFLOW_DISABLE_TELEMETRY": "true"})
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()[-2000:]
+                assert time.monotonic() < deadline, "mlflow server did not start"
+                time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    with socket.socket() as check:  # stopped: nothing listens on its port any more
+        assert check.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_sweep_against_a_tracking_server(train, mlflow_server):
+    # MLFLOW_TRACKING_URI empty: the config's tracking.uri applies
+    train("-m", "preprocess=none,log", "tracking=server", f"tracking.uri={mlflow_server}",
+          env={"MLFLOW_TRACKING_URI": ""})
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name("tssweep")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("tssweep.role") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    assert parent.data.params == {} and "best_mase" in parent.data.metrics
+    child = children[0]
+    assert len(client.get_metric_history(child.info.run_id, "fold_mase")) == 5
+    # artifacts went through the server to its artifact store
+    assert {"forecast.png", "model", "config.yaml"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert "summary.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert child.data.params["tracking.uri"] == mlflow_server
