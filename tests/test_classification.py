@@ -95,15 +95,23 @@ def test_task_mismatches_are_named(compose_cfg, overrides, fragment):
 
 
 @pytest.mark.slow
-def test_a_classification_run_and_sweep_end_to_end(train, client):
+def test_a_classification_run_and_sweep_end_to_end(train, client, tracking_uri, monkeypatch):
     train("dataset=unit_test", "preprocess=catch22")
     (single,) = runs_of(client)
+    # the logged model classifies series as the run reported
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    import mlflow.pyfunc
+    from sktime.datasets import load_unit_test
+
+    X_test, y_test = load_unit_test(split="test", return_X_y=True)
+    predictions = mlflow.pyfunc.load_model(f"runs:/{single.info.run_id}/model").predict(X_test)
+    assert np.mean(np.asarray(predictions) == y_test) == pytest.approx(single.data.metrics["test_accuracy"])
     metrics = single.data.metrics
     for name in ("cv_accuracy", "cv_balanced_accuracy", "cv_f1_macro", "test_accuracy"):
         assert 0 <= metrics[name] <= 1
     assert metrics["n_features"] == 22 and metrics["transform_seconds"] > 0 and "cv_log_loss" in metrics
     assert {a.path for a in client.list_artifacts(single.info.run_id)} >= {
-        "confusion_matrix.png", "cv_folds.csv", "config.yaml"}
+        "confusion_matrix.png", "cv_folds.csv", "config.yaml", "model"}
     assert [m.step for m in client.get_metric_history(single.info.run_id, "fold_cv_accuracy")] == [0, 1, 2, 3, 4]
 
     train("-m", "dataset=gunpoint", "preprocess=summary,minirocket")

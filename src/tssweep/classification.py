@@ -33,7 +33,8 @@ class ClassificationEvaluation:
 
     ``fold_scores`` has a row per CV fold (metrics and seconds); ``cv_scores`` their
     means (``cv_accuracy``, ...); ``test_scores`` the test split's (``test_accuracy``,
-    ...). ``test_predictions`` are the final model's labels for the test series.
+    ...). ``test_predictions`` are the final model's labels for the test series, and
+    ``fitted`` that model, fitted on the whole train split.
     """
 
     fold_scores: pd.DataFrame
@@ -46,6 +47,7 @@ class ClassificationEvaluation:
     transform_seconds: float
     fit_seconds: float
     predict_seconds: float
+    fitted: "FittedClassifier"
 
     def objective(self, name: str) -> float:
         return self.cv_scores[name] if name in self.cv_scores else float(getattr(self, name))
@@ -74,20 +76,41 @@ def evaluate(transformer, model, X: pd.DataFrame, y: np.ndarray, X_test: pd.Data
         if after_fold is not None:
             after_fold(fold, {f"cv_{name}": rows[-1][name] for name in METRICS})
     fold_scores = pd.DataFrame(rows).set_index("fold")
-    test, predictions, n_features = _fit_score(transformer, model, X, y, X_test, y_test)
+    test, predictions, n_features, fitted = _fit_score(transformer, model, X, y, X_test, y_test)
     return ClassificationEvaluation(
         fold_scores=fold_scores,
         cv_scores={f"cv_{name}": float(fold_scores[name].mean()) for name in METRICS},
         test_scores={f"test_{name}": test[name] for name in METRICS},
         labels=sorted(set(y) | set(y_test)), y_test=y_test, test_predictions=predictions,
-        n_features=n_features,
+        n_features=n_features, fitted=fitted,
         **{key: float(fold_scores[key].sum() + test[key])
            for key in ("transform_seconds", "fit_seconds", "predict_seconds")})
 
 
+@dataclass
+class FittedClassifier:
+    """The fitted preprocessing and model: series in, labels or probabilities out."""
+
+    transformer: object | None
+    model: object
+
+    def features(self, X: pd.DataFrame):
+        if self.transformer is not None:
+            return _matrix(self.transformer.transform(X))
+        return X if isinstance(self.model, BaseClassifier) else _flatten(X)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.model.predict(self.features(X))).ravel()
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(self.features(X)))
+
+
 def _fit_score(transformer, model, X_fit, y_fit, X_score, y_score):
-    """Fit on one part, score the other; returns (scores with seconds, labels, n features)."""
+    """Fit on one part, score the other; returns (scores with seconds, labels, n features,
+    the fitted classifier)."""
     start = time.perf_counter()
+    transformer = transformer.clone().fit(X_fit) if transformer is not None else None
     features_fit, features_score = _features(transformer, model, X_fit, X_score)
     transformed = time.perf_counter()
     n_features = features_fit.shape[1] if features_fit.ndim == 2 else X_fit.shape[1]
@@ -105,14 +128,14 @@ def _fit_score(transformer, model, X_fit, y_fit, X_score, y_score):
         "transform_seconds": transformed - start, "fit_seconds": done_fit - transformed,
         "predict_seconds": done - done_fit,
     }
-    return {k: float(v) for k, v in scores.items()}, predictions, n_features
+    return ({k: float(v) for k, v in scores.items()}, predictions, n_features,
+            FittedClassifier(transformer, fitted))
 
 
 def _features(transformer, model, X_fit: pd.DataFrame, X_score: pd.DataFrame):
-    """What the model reads: the transformer's features, or the series themselves."""
+    """What the model reads: the (fitted) transformer's features, or the series themselves."""
     if transformer is not None:
-        fitted = transformer.clone().fit(X_fit)
-        return _matrix(fitted.transform(X_fit)), _matrix(fitted.transform(X_score))
+        return _matrix(transformer.transform(X_fit)), _matrix(transformer.transform(X_score))
     if isinstance(model, BaseClassifier):  # sktime classifiers read series
         return X_fit, X_score
     return _flatten(X_fit), _flatten(X_score)

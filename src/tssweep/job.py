@@ -139,6 +139,7 @@ def _classify(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fo
              f"{scores.test_scores['test_accuracy']:.3f}")
     plots.confusion_matrix(scores.y_test, scores.test_predictions, scores.labels, title,
                            artifacts / "confusion_matrix.png")
+    tracking.save_classifier(scores.fitted, artifacts / "model")
     run.log(metrics={**scores.cv_scores, **scores.test_scores, "n_features": scores.n_features,
                      "transform_seconds": scores.transform_seconds,
                      "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},

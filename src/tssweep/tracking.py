@@ -8,6 +8,7 @@ process, and a global active run would leak from one job into the next.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -163,6 +164,28 @@ def save_model(fitted: object, path: Path) -> None:
     from sktime.utils import mlflow_sktime
 
     mlflow_sktime.save_model(fitted, str(path), pip_requirements=_pinned(_MODEL_REQUIREMENTS))
+
+
+def save_classifier(fitted: object, path: Path) -> None:
+    """Save a fitted tssweep classifier (preprocessing + model) as an MLflow pyfunc model.
+
+    ``mlflow.pyfunc.load_model("runs:/<run_id>/model").predict(X)`` takes sktime's
+    nested DataFrame of series and returns labels; the tssweep package travels with
+    the model, so loading needs only the pinned requirements.
+    """
+    import mlflow.pyfunc
+
+    import tssweep
+
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.ERROR)  # its per-model notice that pickles are code
+    try:
+        mlflow.pyfunc.save_model(str(path), python_model=_ClassifierModel(fitted),
+                                 code_paths=[str(Path(tssweep.__file__).parent)],
+                                 pip_requirements=_pinned(_MODEL_REQUIREMENTS))
+    finally:
+        pyfunc_log.setLevel(level)
 
 
 @contextmanager
@@ -347,3 +370,19 @@ def runs_frame(runs: list, metric: str) -> pd.DataFrame:
         "fit_seconds": run.data.metrics.get("fit_seconds"),
     } for run in runs]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _classifier_model_base():
+    from mlflow.pyfunc import PythonModel
+
+    return PythonModel
+
+
+class _ClassifierModel(_classifier_model_base()):
+    """pyfunc face of a fitted classifier: ``predict`` returns labels."""
+
+    def __init__(self, fitted: object):
+        self.fitted = fitted
+
+    def predict(self, context, model_input, params=None):
+        return self.fitted.predict(model_input)
