@@ -25,8 +25,8 @@ from mlflow.entities import RunStatus
 from omegaconf import DictConfig, OmegaConf
 
 from tssweep import checks, interrupts, plots, study_report, summary, tracking
-from tssweep.errors import BadInput, check_required
-from tssweep.evaluate import greater_is_better, objective_names
+from tssweep.errors import BadInput
+from tssweep.evaluate import greater_is_better
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,9 @@ class MlflowSweepCallback(Callback):
     def _open_parent(self, config: DictConfig) -> None:
         overrides = list(config.hydra.overrides.task)
         swept_keys = _swept_keys(config, overrides)
-        _refuse_bad_input(config, swept_keys)  # before the parent exists: none half-made
+        # before the parent exists: nothing is left half-made
+        self._metric = _refuse_bad_input(config, swept_keys)[0]
         self._store = tracking.open_store(config.tracking)
-        self._metric = objective_names(config.optimized_metric, config.dataset.task)[0]
         self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
         sweeper = config.hydra.sweeper
         if sweeper.get("storage") and sweeper.get("study_name"):
@@ -99,18 +99,16 @@ class MlflowSweepCallback(Callback):
                      Path(self._sweep_dir) / "summary" / "summary.md")
 
 
-def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> None:
-    """The job checks, on the sweep's own config and on every value it will try."""
+def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> list[str]:
+    """The job checks on the sweep's own config, and every value the sweep will try;
+    returns the objectives."""
     task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
-    check_required(task)
-    choices = {group: str(option) for group, option in config.hydra.runtime.choices.items()
-               if "/" not in group and option is not None}
-    checks.check_task(task, choices, Path(config.paths.root_dir) / "conf", frozenset(swept_keys))
-    checks.check_config(task)
-    objective_names(config.optimized_metric, config.dataset.task)
+    objectives = checks.check_job_config(task, checks.group_choices(config.hydra.runtime.choices),
+                                         frozenset(swept_keys))
     sweeper_params = config.hydra.sweeper.get("params") or {}
     checks.check_sweep([*config.hydra.overrides.task,
                         *(f"{key}={value}" for key, value in sweeper_params.items())])
+    return objectives
 
 
 def _swept_keys(config: DictConfig, overrides: list[str]) -> list[str]:

@@ -17,7 +17,8 @@ from hydra.core.override_parser.types import IntervalSweep
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from tssweep.errors import BadInput
+from tssweep.errors import BadInput, check_required
+from tssweep.evaluate import objective_names
 
 
 class Rule(NamedTuple):
@@ -55,6 +56,25 @@ STRATEGIES = {
     "tssweep.model.catboost": ("recursive", "direct"),
     "sktime.forecasting.naive.NaiveForecaster": ("last", "mean", "drift"),
 }
+
+
+def group_choices(runtime_choices) -> dict[str, str]:
+    """The option chosen in each of the project's config groups (Hydra's own left out)."""
+    return {group: str(option) for group, option in runtime_choices.items()
+            if "/" not in group and option is not None}
+
+
+def check_job_config(cfg: DictConfig, choices: dict[str, str],
+                     swept: frozenset[str] = frozenset()) -> list[str]:
+    """All a job's config must pass before an MLflow run exists; returns its objectives.
+
+    Run by each job, and by the sweep callback on the sweep's own config (``swept``
+    names the groups whose values the jobs will set).
+    """
+    check_required(cfg)
+    check_task(cfg, choices, Path(cfg.paths.root_dir) / "conf", swept)
+    check_config(cfg)
+    return objective_names(cfg.optimized_metric, cfg.dataset.task)
 
 
 def check_config(cfg: DictConfig) -> None:

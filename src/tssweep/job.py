@@ -29,7 +29,6 @@ from tssweep import (
     pruning,
     tracking,
 )
-from tssweep.errors import check_required
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +37,11 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     """Train and score the configured pipeline, log it, return the value(s) to optimise."""
     _route_warnings_to_log()
     hydra_cfg = HydraConfig.get()
-    choices = {group: str(option) for group, option in hydra_cfg.runtime.choices.items()
-               if "/" not in group and option is not None}
+    choices = checks.group_choices(hydra_cfg.runtime.choices)
+    objectives = checks.check_job_config(cfg, choices)
     overrides = tracking.redact_overrides(list(hydra_cfg.overrides.task))
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     task = cfg.dataset.task
-    check_required(cfg)
-    checks.check_task(cfg, choices, Path(cfg.paths.root_dir) / "conf")
-    checks.check_config(cfg)
-    objectives = evaluate.objective_names(cfg.optimized_metric, task)
     _share_cores(cfg, hydra_cfg)
 
     store = tracking.open_store(cfg.tracking)
@@ -79,7 +74,7 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
 
         try:
             job = _classify if task == "classification" else _forecast
-            scores = job(cfg, choices, run, after_fold, artifacts)
+            scores = job(cfg, choices, run, after_fold, artifacts, objectives[0])
         except BaseException:
             # a pruned (or interrupted) run keeps the folds it finished
             if folds_done:
@@ -96,7 +91,7 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
 
 
 def _forecast(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fold,
-              artifacts: Path) -> evaluate.Evaluation:
+              artifacts: Path, metric: str) -> evaluate.Evaluation:
     """Backtest a forecasting pipeline, score its holdout, log it all on ``run``."""
     series = dataset.load_series(cfg.dataset)
     run.log(tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
@@ -104,7 +99,7 @@ def _forecast(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fo
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
     scores = evaluate.evaluate(pipeline, series, cfg.dataset, after_fold=after_fold)
 
-    test_metric = f"test_{evaluate.objective_names(cfg.optimized_metric)[0]}"
+    test_metric = f"test_{metric}"
     title = " ".join([choices.get("dataset", ""), run.name] + (
         [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
         if test_metric in scores.test_scores else []))
@@ -124,7 +119,7 @@ def _forecast(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fo
 
 
 def _classify(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fold,
-              artifacts: Path) -> classification.ClassificationEvaluation:
+              artifacts: Path, metric: str) -> classification.ClassificationEvaluation:
     """Cross-validate a classification pipeline, score the test split, log it all on ``run``."""
     X_train, y_train, X_test, y_test = dataset.load_panel(cfg.dataset)
     run.log(tags={"data.fingerprint": dataset.fingerprint(X_train, y_train),
