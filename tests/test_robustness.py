@@ -5,11 +5,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
-from mlflow import MlflowClient
 
 from conftest import ROOT, command_line, runs_of
 

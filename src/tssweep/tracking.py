@@ -26,6 +26,8 @@ from pathlib import Path
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc import save_model as save_pyfunc_model
 from omegaconf import DictConfig, OmegaConf
 
 PARENT_RUN_ENV = "TSSWEEP_PARENT_RUN_ID"
@@ -57,24 +59,30 @@ class Store:
 
 
 def open_store(tracking_cfg: DictConfig) -> Store:
-    """Connect to the configured store and get (or create) the experiment, once.
+    """Connect to the configured store and get (or create) the experiment.
 
     ``MLFLOW_TRACKING_URI`` wins over ``tracking.uri``. A SQLite store's folder is
     created, and a new experiment gets ``tracking.artifact_location`` explicitly, so
-    MLflow never falls back to ``./mlruns`` in the current directory.
+    MLflow never falls back to ``./mlruns`` in the current directory. Done once per
+    process and store: the jobs of a local sweep share the callback's connection.
     """
     from_env = bool(os.environ.get("MLFLOW_TRACKING_URI"))
     uri = os.environ.get("MLFLOW_TRACKING_URI") or str(tracking_cfg.uri)
+    location = tracking_cfg.get("artifact_location")
+    return _open_store(uri, "MLFLOW_TRACKING_URI" if from_env else "tracking.uri",
+                       str(tracking_cfg.experiment), str(location) if location else None)
+
+
+@lru_cache(maxsize=None)
+def _open_store(uri: str, key: str, name: str, location: str | None) -> Store:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if uri.startswith(("http://", "https://")):
-        _check_server(uri, "MLFLOW_TRACKING_URI" if from_env else "tracking.uri")
+        _check_server(uri, key)
     client = MlflowClient(tracking_uri=uri)
-    name = str(tracking_cfg.experiment)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return Store(client, experiment.experiment_id, uri)
-    location = tracking_cfg.get("artifact_location")
     if location:
         Path(location).mkdir(parents=True, exist_ok=True)
         location = Path(location).resolve().as_uri()
@@ -173,15 +181,13 @@ def save_classifier(fitted: object, path: Path) -> None:
     nested DataFrame of series and returns labels; the tssweep package travels with
     the model, so loading needs only the pinned requirements.
     """
-    import mlflow.pyfunc
-
     import tssweep
 
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_log.level
     pyfunc_log.setLevel(logging.ERROR)  # its per-model notice that pickles are code
     try:
-        mlflow.pyfunc.save_model(str(path), python_model=_ClassifierModel(fitted),
+        save_pyfunc_model(str(path), python_model=_ClassifierModel(fitted),
                                  code_paths=[str(Path(tssweep.__file__).parent)],
                                  pip_requirements=_pinned(_MODEL_REQUIREMENTS))
     finally:
@@ -372,13 +378,7 @@ def runs_frame(runs: list, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _classifier_model_base():
-    from mlflow.pyfunc import PythonModel
-
-    return PythonModel
-
-
-class _ClassifierModel(_classifier_model_base()):
+class _ClassifierModel(PythonModel):
     """pyfunc face of a fitted classifier: ``predict`` returns labels."""
 
     def __init__(self, fitted: object):
