@@ -4,15 +4,19 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+STACK_STAMP := $(VENV)/.stack-installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
 # MLflow's usage telemetry stays off: no calls home, no files in $HOME.
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install sweep ui test bench bench-pruning bench-classification clean
+.PHONY: install install-stack sweep ui test stack-up stack-down stack-status stack-shell \
+	bench bench-pruning bench-classification bench-scale clean
 
 install: $(STAMP)
+
+install-stack: $(STACK_STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +26,13 @@ $(STAMP): setup.cfg pyproject.toml
 	@# optuna>=4.5 that setup.cfg installs, so it comes without its dependencies.
 	$(PY) -m pip install --quiet --no-deps hydra-optuna-sweeper==1.3.0
 	touch $(STAMP)
+
+# The optional extras for the local stack and cluster=ray; Hydra's Ray launcher without
+# its pins (cloudpickle<3 would downgrade what joblib wants; boto3 is for its AWS half).
+$(STACK_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,ray,postgres]'
+	$(PY) -m pip install --quiet --no-deps hydra-ray-launcher==1.2.2
+	touch $(STACK_STAMP)
 
 sweep: install
 	$(PY) src/train.py -m preprocess=none,log,detrend,deseasonalize
@@ -36,8 +47,26 @@ ui: install
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow.db \
 		--host $(HOST) --port $(PORT) --workers 1
 
-test: install
+test: install-stack
 	$(PY) -m pytest
+
+# PostgreSQL, an MLflow server on it and a Ray head, all on 127.0.0.1 (Ray in a private
+# network namespace); data in outputs/stack/. See the README, "Scaling out".
+stack-up: install-stack
+	$(PY) -m tssweep.stack up
+
+stack-down:
+	$(PY) -m tssweep.stack down
+
+stack-status:
+	$(PY) -m tssweep.stack status
+
+# a shell inside the stack's namespace, where cluster=ray commands reach the Ray head
+stack-shell:
+	$(PY) -m tssweep.stack exec
+
+bench-scale: install-stack
+	$(PY) benchmarks/scale.py
 
 bench: install
 	$(PY) benchmarks/overhead.py

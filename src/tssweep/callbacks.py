@@ -22,6 +22,7 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from mlflow.entities import RunStatus
+from hydra_plugins.tssweep_ray_launcher import ray_launcher
 from omegaconf import DictConfig, OmegaConf
 
 from tssweep import checks, interrupts, plots, study_report, summary, tracking
@@ -102,6 +103,8 @@ class MlflowSweepCallback(Callback):
 def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> list[str]:
     """The job checks on the sweep's own config, and every value the sweep will try;
     returns the objectives."""
+    if config.hydra.launcher.get("_target_") == ray_launcher.TARGET:
+        ray_launcher.require_ray()
     task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     objectives = checks.check_job_config(task, checks.group_choices(config.hydra.runtime.choices),
                                          frozenset(swept_keys))

@@ -153,9 +153,13 @@ def _share_cores(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     ``model.thread_count=-1`` means "every core this job may use": all of them with the
     basic launcher, ``cores // n`` when a parallel launcher runs ``n`` jobs at once (the
     smaller of the launcher's and the sweeper's ``n_jobs``), so jobs x threads never
-    exceeds the cores.
+    exceeds the cores. A Ray task gets the CPUs it reserved (``ray.remote.num_cpus``).
     """
     if cfg.model.get("thread_count") != -1:
+        return
+    ray_cpus = OmegaConf.select(hydra_cfg, "launcher.ray.remote.num_cpus")
+    if ray_cpus is not None:
+        cfg.model.thread_count = max(1, int(ray_cpus))
         return
     cores = os.cpu_count() or 1
     limits = [int(n) for n in (hydra_cfg.launcher.get("n_jobs"), hydra_cfg.sweeper.get("n_jobs"))

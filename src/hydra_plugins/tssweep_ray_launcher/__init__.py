@@ -1,0 +1,1 @@
+"""tssweep's Hydra launcher for Ray clusters (``cluster=ray``)."""
