@@ -11,6 +11,7 @@ closed, with its summary, however the sweep ends.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import shutil
@@ -25,7 +26,7 @@ from mlflow.entities import RunStatus
 from hydra_plugins.tssweep_ray_launcher import ray_launcher
 from omegaconf import DictConfig, OmegaConf
 
-from tssweep import checks, interrupts, plots, study_report, summary, tracking
+from tssweep import checks, interrupts, plots, shared_study, study_report, summary, tracking
 from tssweep.errors import BadInput
 from tssweep.evaluate import greater_is_better
 
@@ -70,12 +71,14 @@ class MlflowSweepCallback(Callback):
         if sweeper.get("storage") and sweeper.get("study_name"):
             self._study = (str(sweeper.storage), str(sweeper.study_name))
         overrides = tracking.redact_overrides(overrides)
-        self._parent_id = tracking.start_parent(
-            self._store, self._sweep_dir, run_name=" ".join(["sweep", *overrides]),
-            swept_keys=swept_keys,
-            tags={"tssweep.overrides": " ".join(overrides), "optimized_metric": self._metric,
-                  **tracking.source_tags(str(config.paths.root_dir))},
-            study=tracking.study_key(*self._study) if self._study else None)
+        # processes sharing a study must find or create its one parent one at a time
+        with shared_study.lock(*self._study) if self._study else contextlib.nullcontext():
+            self._parent_id = tracking.start_parent(
+                self._store, self._sweep_dir, run_name=" ".join(["sweep", *overrides]),
+                swept_keys=swept_keys,
+                tags={"tssweep.overrides": " ".join(overrides), "optimized_metric": self._metric,
+                      **tracking.source_tags(str(config.paths.root_dir))},
+                study=tracking.study_key(*self._study) if self._study else None)
         atexit.register(self._close, completed=False)
         log.info("MLflow parent run %s in %s", self._parent_id, self._store.uri)
 
@@ -92,12 +95,18 @@ class MlflowSweepCallback(Callback):
         self._parent_id = None
         status = RunStatus.to_string(RunStatus.FINISHED if completed else
                                      RunStatus.KILLED if interrupts.interrupted() else RunStatus.FAILED)
-        try:
-            _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study)
-        finally:
-            tracking.finish_parent(store, parent_id, status)
-            log.info("MLflow parent run %s closed as %s: see %s", parent_id, status,
-                     Path(self._sweep_dir) / "summary" / "summary.md")
+        summary_md = Path(self._sweep_dir) / "summary" / "summary.md"
+        with shared_study.lock(*self._study) if self._study else contextlib.nullcontext():
+            try:
+                _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study)
+            finally:
+                others = shared_study.running_trials(*self._study) if self._study else 0
+                if others:  # another process shares the study: the last one closes the parent
+                    log.info("MLflow parent run %s stays open for %d trials running in other "
+                             "processes; this process's summary: %s", parent_id, others, summary_md)
+                else:
+                    tracking.finish_parent(store, parent_id, status)
+                    log.info("MLflow parent run %s closed as %s: see %s", parent_id, status, summary_md)
 
 
 def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> list[str]:

@@ -381,6 +381,10 @@ def runs_frame(runs: list, metric: str) -> pd.DataFrame:
 class _ClassifierModel(PythonModel):
     """pyfunc face of a fitted classifier: ``predict`` returns labels."""
 
+    # Series of any shape go in, which no MLflow type hint describes; without this, MLflow
+    # asks for type hints on stderr at every import (its ChatModel opts out the same way).
+    _skip_type_hint_validation = True
+
     def __init__(self, fitted: object):
         self.fitted = fitted
 

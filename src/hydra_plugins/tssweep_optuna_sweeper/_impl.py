@@ -6,6 +6,10 @@ plugin's gaps:
 
 - Resumable: a study that already holds trials runs only the ones missing to reach
   ``n_trials``; Optuna keeps numbering where it stopped.
+- Shared: several processes may run the same search on one database study; counting
+  the trials and asking for new ones happen under the study's lock
+  (``tssweep.shared_study``), and a trial running in another process counts, so
+  together they run exactly ``n_trials``.
 - Failure-tolerant: a trial that raises is told as FAIL and the search goes on, until
   more than ``max_failure_rate`` of this run's trials have failed (judged once 5 have
   run, so one early failure does not end a search).
@@ -45,6 +49,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
+from tssweep import shared_study
 from tssweep.errors import BadInput
 from tssweep.tracking import redact_uri
 
@@ -52,6 +57,7 @@ log = logging.getLogger(__name__)
 
 TRIAL_OVERRIDE = "+optuna_trial"
 INTERRUPTED = "interrupted"
+ERROR = "error"  # a failed trial's exception: what makes a FAIL count towards n_trials
 _MIN_TRIALS_TO_JUDGE_FAILURES = 5
 
 
@@ -71,19 +77,22 @@ class ResumableSearch(OptunaSweeperImpl):
             self.n_trials = min(self.n_trials, math.prod(len(values) for values in grid.values()))
         directions = self._get_directions()
         study = self._open_study(directions)
-        log.info("Study %s in %s: %d of %d trials done", study.study_name, redact_uri(str(self.storage)),
-                 _finished(study), self.n_trials)
+        log.info("Study %s in %s: %d of %d trials done or running", study.study_name,
+                 redact_uri(str(self.storage)), _counted(study), self.n_trials)
 
         ran = failed = 0
-        while (missing := self.n_trials - _finished(study)) > 0:
-            trials = [study.ask() for _ in range(min(missing, self.n_jobs))]
+        heartbeat = shared_study.Heartbeat(study)
+        while trials := self._ask(study):
             overrides = [(*job, f"{TRIAL_OVERRIDE}={trial.number}") for job, trial in
                          zip(self._configure_trials(trials, distributions, fixed), trials)]
             try:
-                returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
+                with heartbeat.beating(trials):
+                    returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
                 self.job_idx += len(returns)
                 for trial, job in zip(trials, returns):
-                    state, values = _outcome(job, len(directions))
+                    state, values, error = _outcome(job, len(directions))
+                    if error:
+                        trial.set_user_attr(ERROR, error)
                     _tell(study, trial, state, values)
                     failed += state == TrialState.FAIL
             finally:  # interrupted: no trial of this batch may stay RUNNING
@@ -101,6 +110,17 @@ class ResumableSearch(OptunaSweeperImpl):
                     "children in MLflow hold each traceback; fix the cause, or raise the rate, "
                     "and run the same command again to resume.")
         self._save_results(study, directions)
+
+    def _ask(self, study: optuna.Study) -> List[optuna.Trial]:
+        """The next batch: up to ``n_jobs`` trials, no more than ``n_trials`` still needs
+        counting the trials every process has done or is running; none when complete."""
+        with shared_study.lock(str(self.storage), self.study_name):
+            optuna.storages.fail_stale_trials(study)  # trials of a process that died
+            missing = self.n_trials - _counted(study)
+            with warnings.catch_warnings():
+                # Optuna expects optimize() to beat the heartbeat; shared_study.Heartbeat does
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                return [study.ask() for _ in range(min(missing, self.n_jobs))]
 
     def _search_space(self, params: List[str]) -> Tuple[Dict[str, BaseDistribution], Dict[str, Any]]:
         """Parse the search space entry by entry, so a bad one is named in the message."""
@@ -154,9 +174,14 @@ class ResumableSearch(OptunaSweeperImpl):
     def _open_study(self, directions: Sequence[str]) -> optuna.Study:
         """Create or load the study; an unusable storage is named in one message."""
         try:
-            study = optuna.create_study(study_name=self.study_name, storage=self.storage,
-                                        sampler=self.sampler, pruner=self.pruner,
-                                        directions=list(directions), load_if_exists=True)
+            # two processes creating a new database's schema at once collide: one at a time
+            with shared_study.lock(str(self.storage), self.study_name):
+                study = optuna.create_study(study_name=self.study_name,
+                                            storage=shared_study.open_storage(str(self.storage)),
+                                            sampler=self.sampler, pruner=self.pruner,
+                                            directions=list(directions), load_if_exists=True)
+        except BadInput:
+            raise
         except ValueError as err:
             if "direction" in str(err):
                 raise BadInput("hydra.sweeper.direction", list(directions),
@@ -228,22 +253,24 @@ class _Absent:
     """Sentinel for a key missing from the config."""
 
 
-def _finished(study: optuna.Study) -> int:
-    """Trials that count towards ``n_trials``: all that ended, but interrupted ones."""
-    ended = study.get_trials(deepcopy=False,
-                             states=[TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL])
-    return sum(not trial.user_attrs.get(INTERRUPTED) for trial in ended)
+def _counted(study: optuna.Study) -> int:
+    """Trials that count towards ``n_trials``: complete, pruned, failed by their job, and
+    running (here or in another process sharing the study). Not counted, so redone: a
+    trial interrupted by Ctrl-C or SIGTERM, or failed by Optuna for a stale heartbeat."""
+    trials = study.get_trials(deepcopy=False)
+    return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+               or (t.state == TrialState.FAIL and ERROR in t.user_attrs) for t in trials)
 
 
-def _outcome(job: JobReturn, n_objectives: int) -> Tuple[TrialState, List[float] | None]:
-    """What to tell Optuna about a finished job."""
+def _outcome(job: JobReturn, n_objectives: int) -> Tuple[TrialState, List[float] | None, str | None]:
+    """What to tell Optuna about a finished job: state, values, and why it failed."""
     if job.status != JobStatus.COMPLETED:
         # the job's exception, kept by Hydra; reading .return_value would re-raise it
         error = job._return_value
         if isinstance(error, optuna.TrialPruned):
-            return TrialState.PRUNED, None
+            return TrialState.PRUNED, None, None
         log.warning("Trial failed: %s: %s", type(error).__name__, error)
-        return TrialState.FAIL, None
+        return TrialState.FAIL, None, f"{type(error).__name__}: {error}"[:1000]
     returned = job.return_value
     try:
         values = [float(v) for v in (returned if n_objectives > 1 else [returned])]
@@ -251,5 +278,5 @@ def _outcome(job: JobReturn, n_objectives: int) -> Tuple[TrialState, List[float]
         values = []
     if len(values) != n_objectives or not all(math.isfinite(v) for v in values):
         log.warning("Trial returned %r, not %d finite value(s): told as failed", returned, n_objectives)
-        return TrialState.FAIL, None
-    return TrialState.COMPLETE, values
+        return TrialState.FAIL, None, f"returned {returned!r}, not {n_objectives} finite value(s)"
+    return TrialState.COMPLETE, values, None

@@ -1,0 +1,143 @@
+"""One Optuna study shared by several sweep processes, each with its own sweep dir.
+
+Two processes running the same search (same storage, same study name) must together run
+exactly ``n_trials`` and hang every child under one MLflow parent. Three steps must
+therefore never interleave between them, and run under :func:`lock`: creating the
+storage's schema and the study, counting the trials and asking for new ones, and
+finding or creating the parent run. On PostgreSQL the lock is an advisory lock of the
+database itself (so it holds across machines); on SQLite a lock file next to the
+database (one machine, as SQLite is). Other storages get no lock, and a shared search
+there may overshoot ``n_trials`` by up to one batch per extra process.
+
+A process killed outright (``kill -9``, the OOM killer) leaves its trials RUNNING.
+:func:`open_storage` turns on Optuna's heartbeat, which :class:`Heartbeat` keeps
+beating for the trials in flight, so such trials are failed once their heartbeat is
+stale and a later search (any process) redoes them instead of counting them forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from tssweep.errors import BadInput
+from tssweep.tracking import redact_uri
+
+if TYPE_CHECKING:  # Optuna is imported by searches only
+    import optuna
+
+HEARTBEAT_SECONDS = 60
+# a trial whose process missed three heartbeats is taken for dead
+GRACE_SECONDS = 3 * HEARTBEAT_SECONDS
+
+
+@contextlib.contextmanager
+def lock(storage: str, study_name: str) -> Iterator[None]:
+    """Hold the study's lock across processes (see the module) for the ``with`` block."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(storage)
+    except Exception:  # not an RDB URL: no lock, the storage check names the problem
+        yield
+        return
+    if url.get_backend_name() == "postgresql":
+        with _advisory_lock(storage, study_name):
+            yield
+    elif url.get_backend_name() == "sqlite" and url.database and Path(url.database).parent.is_dir():
+        with open(f"{url.database}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    else:
+        yield
+
+
+@contextlib.contextmanager
+def _advisory_lock(storage: str, study_name: str) -> Iterator[None]:
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    key = int.from_bytes(hashlib.sha1(f"tssweep:{study_name}".encode()).digest()[:8], "big", signed=True)
+    engine = sqlalchemy.create_engine(storage, poolclass=NullPool)
+    try:
+        try:
+            connection = engine.connect()
+        except Exception as err:
+            raise BadInput("hydra.sweeper.storage", redact_uri(storage),
+                           f"cannot be opened ({type(err).__name__}: {str(err).splitlines()[0]}).",
+                           "the URL of a running PostgreSQL database, such as "
+                           "postgresql+psycopg://user@host:5432/optuna (the password in PGPASSWORD)") from None
+        with connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+    finally:
+        engine.dispose()
+
+
+def open_storage(storage: str) -> optuna.storages.BaseStorage | str:
+    """The study's storage with Optuna's heartbeat on, for a database URL; else as given."""
+    import optuna
+
+    if not storage.startswith(("sqlite:", "postgresql", "mysql")):
+        return storage
+    return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
+                                      grace_period=GRACE_SECONDS)
+
+
+def running_trials(storage: str, study_name: str) -> int:
+    """How many trials of the study are RUNNING now, in any process (0 if no study yet,
+    or if the storage cannot be read: then the caller closes what it holds)."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except Exception:
+        return 0
+    return len(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]))
+
+
+class Heartbeat:
+    """Beat the heartbeat of the trials in flight, from a thread, while a batch runs."""
+
+    def __init__(self, study: optuna.Study):
+        self._storage = study._storage  # Optuna's own optimize() beats through it too
+        self._trials: list[int] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        interval = getattr(self._storage, "get_heartbeat_interval", lambda: None)
+        self._interval = interval()
+
+    @contextlib.contextmanager
+    def beating(self, trials: list[optuna.Trial]) -> Iterator[None]:
+        if self._interval is None:
+            yield
+            return
+        self._trials = [trial._trial_id for trial in trials]
+        self._stop.clear()
+        self._beat()
+        self._thread = threading.Thread(target=self._run, name="optuna-heartbeat", daemon=True)
+        self._thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._beat()
+
+    def _beat(self) -> None:
+        for trial_id in self._trials:
+            with contextlib.suppress(Exception):  # a finished trial or a storage hiccup
+                self._storage.record_heartbeat(trial_id)
