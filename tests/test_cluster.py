@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
@@ -90,16 +89,16 @@ class Stack:
 
 def the_stack_listens_on_loopback_only(stack):
     assert local_stack.listeners_outside_loopback(stack.settings) == []
-    state = local_stack._read_state(stack.settings)
+    state = local_stack.read_state(stack.settings)
     # Ray lives in a namespace whose only interface is loopback
     interfaces = Path(f"/proc/{state.netns_pid}/net/dev").read_text().splitlines()[2:]
     assert [line.split(":")[0].strip() for line in interfaces] == ["lo"]
     names = {Path(f"/proc/{pid}/comm").read_text().strip()
-             for pid in local_stack._namespace_pids(state.netns_pid)}
+             for pid in local_stack.namespace_pids(state)}
     assert {"gcs_server", "raylet"} <= names
     # and nothing of Ray is outside it
     outside = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-               if pid not in local_stack._namespace_pids(state.netns_pid) and Path(f"/proc/{pid}/comm").exists()
+               if pid not in local_stack.namespace_pids(state) and Path(f"/proc/{pid}/comm").exists()
                and os.getpgid(pid) in state.groups.values()}
     assert not outside & {"gcs_server", "raylet"}
 
@@ -154,16 +153,16 @@ def two_search_processes_share_one_postgres_study(stack):
 
 
 def stack_down_stops_exactly_what_it_started(stack):
-    state = local_stack._read_state(stack.settings)
-    inside = local_stack._namespace_pids(state.netns_pid)
+    state = local_stack.read_state(stack.settings)
+    inside = local_stack.namespace_pids(state)
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
                                  start_new_session=True)
     try:
         stopped = stack_command(stack.env, "down")
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-        assert not [pid for pid in inside if local_stack._alive(pid)]
+        assert not [pid for pid in inside if local_stack.alive(pid)]
         for pgid in state.groups.values():
-            assert not local_stack._group_alive(pgid)
+            assert not local_stack.group_alive(pgid)
         for port in (stack.settings.mlflow_port, stack.settings.pg_port):
             with socket.socket() as probe:
                 assert probe.connect_ex(("127.0.0.1", port)) != 0

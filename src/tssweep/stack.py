@@ -84,6 +84,7 @@ class State:
     """What ``up`` started, so that ``down`` stops that and nothing else."""
 
     netns_pid: int = 0
+    netns: str = ""  # the namespace's identity, "net:[inode]": outlives its first process
     groups: dict[str, int] = field(default_factory=dict)  # name -> process group id
     pg_bin: str = ""
     pg_user: str = ""
@@ -97,8 +98,8 @@ class StackError(RuntimeError):
 
 
 def up(stack: Stack) -> State:
-    state = _read_state(stack)
-    if state is not None and _alive(state.netns_pid):
+    state = read_state(stack)
+    if state is not None and alive(state.netns_pid):
         print(f"The stack in {stack.dir} is already up.")
         return state
     stack.dir.mkdir(parents=True, exist_ok=True)
@@ -123,23 +124,23 @@ def up(stack: Stack) -> State:
 
 def down(stack: Stack) -> list[str]:
     """Stop the stack; returns what could not be stopped (empty when all went)."""
-    state = _read_state(stack)
+    state = read_state(stack)
     if state is None:
         print(f"No stack is recorded in {stack.dir}.")
         return []
-    inside = _namespace_pids(state.netns_pid)
+    inside = namespace_pids(state)
     for pid in inside:  # Ray first: its workers log to MLflow until they end
         _signal(pid, signal.SIGTERM)
     _wait_gone(inside, 15)
-    for pid in _namespace_pids(state.netns_pid) or inside:
+    for pid in namespace_pids(state) or inside:
         _signal(pid, signal.SIGKILL)
     if state.pg_bin and (stack.pg_dir / "data" / "postmaster.pid").exists():
         _as_pg_user(state, [f"{state.pg_bin}/pg_ctl", "-D", str(stack.pg_dir / "data"), "stop",
                             "-m", "fast", "-w", "-t", "30"], check=False)
     for name, pgid in state.groups.items():
         _kill_group(pgid)
-    left = [f"pid {pid}" for pid in inside if _alive(pid)]
-    left += [f"{name} (process group {pgid})" for name, pgid in state.groups.items() if _group_alive(pgid)]
+    left = [f"pid {pid}" for pid in inside if alive(pid)]
+    left += [f"{name} (process group {pgid})" for name, pgid in state.groups.items() if group_alive(pgid)]
     if _pg_running(stack):
         left.append("postgres (see postmaster.pid)")
     shutil.rmtree(stack.ray_temp, ignore_errors=True)
@@ -153,11 +154,13 @@ def down(stack: Stack) -> list[str]:
 
 def exec_inside(stack: Stack, command: list[str]) -> None:
     """Replace this process with ``command`` run inside the stack's network namespace."""
-    state = _read_state(stack)
-    if state is None or not _alive(state.netns_pid):
+    state = read_state(stack)
+    if state is None or not alive(state.netns_pid):
         raise StackError(f"No stack runs from {stack.dir}: start it with `make stack-up`.")
+    # `python` in there is this environment's, the one that has tssweep and Ray
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, **QUIET_ENV, "RAY_ADDRESS": stack.ray_address,
-           "TSSWEEP_STACK_DIR": str(stack.dir)}
+           "TSSWEEP_STACK_DIR": str(stack.dir), "PATH": path}
     os.execvpe("nsenter", [*_enter(state.netns_pid), "--", *command], env)
 
 
@@ -247,7 +250,7 @@ def _as_pg_user(state: State, command: list[str], check: bool = True) -> subproc
 def _pg_running(stack: Stack) -> bool:
     pid_file = stack.pg_dir / "data" / "postmaster.pid"
     try:
-        return _alive(int(pid_file.read_text().split()[0]))
+        return alive(int(pid_file.read_text().split()[0]))
     except (OSError, ValueError, IndexError):
         return False
 
@@ -291,6 +294,7 @@ def _start_namespace(stack: Stack, state: State) -> None:
     state.groups["netns"] = holder.pid
     _wait(ready.exists, 20, "the network namespace", stack.dir / "netns.log", holder)
     state.netns_pid = int(ready.read_text())
+    state.netns = os.readlink(f"/proc/{state.netns_pid}/ns/net")
 
 
 def _start_ray(stack: Stack, state: State) -> None:
@@ -318,20 +322,17 @@ def _enter(netns_pid: int) -> list[str]:
     return ["nsenter", "-t", str(netns_pid), "--user", "--net", "--preserve-credentials"]
 
 
-def _namespace_pids(netns_pid: int) -> list[int]:
-    """Every process in the stack's network namespace (the holder included)."""
-    try:
-        ns = os.readlink(f"/proc/{netns_pid}/ns/net")
-    except OSError:
+def namespace_pids(state: State) -> list[int]:
+    """Every process in the stack's network namespace (its first process included)."""
+    if not state.netns:
         return []
     pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.readlink(f"/proc/{entry}/ns/net") == ns:
-                    pids.append(int(entry))
-            except OSError:
-                continue
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{entry}/ns/net") == state.netns:
+                pids.append(int(entry))
+        except OSError:
+            continue
     return pids
 
 
@@ -342,11 +343,11 @@ def listeners_outside_loopback(stack: Stack) -> list[str]:
     stack's processes outside its namespace (PostgreSQL, MLflow, the relay). Ray's are
     in the private namespace, which has no interface but loopback.
     """
-    state = _read_state(stack)
+    state = read_state(stack)
     if state is None:
         return []
     inodes: dict[str, int] = {}
-    inside = set(_namespace_pids(state.netns_pid))
+    inside = set(namespace_pids(state))
     for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
         try:
             if pid in inside or os.getpgid(pid) not in state.groups.values():
@@ -469,7 +470,7 @@ def _check_port_free(port: int, variable: str) -> None:
                              f"choose another port with {variable}=<port>.")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
@@ -491,8 +492,8 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _group_alive(pgid: int) -> bool:
-    return any(_alive(pid) for pid in _group_members(pgid))
+def group_alive(pgid: int) -> bool:
+    return any(alive(pid) for pid in _group_members(pgid))
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -517,11 +518,11 @@ def _kill_group(pgid: int) -> None:
 
 def _wait_gone(pids: list[int], seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
-def _read_state(stack: Stack) -> State | None:
+def read_state(stack: Stack) -> State | None:
     try:
         return State(**json.loads((stack.dir / _STATE).read_text()))
     except FileNotFoundError:
@@ -559,8 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             return 1 if down(stack) else 0
         elif args.command == "status":
-            state = _read_state(stack)
-            running = state is not None and _alive(state.netns_pid)
+            state = read_state(stack)
+            running = state is not None and alive(state.netns_pid)
             print(f"{stack.dir}: {'up' if running else 'down'}")
             for line in listeners_outside_loopback(stack) if running else []:
                 print("  beyond loopback:", line)
