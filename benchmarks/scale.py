@@ -15,12 +15,18 @@ tracking latency per run, median over ``--runs`` runs: create a run, log 40 para
 The local stack (``python -m tssweep.stack``) is started in a temporary dir on free
 ports for the measurement and stopped after it.
 
-    .venv/bin/python benchmarks/scale.py [--jobs 8] [--repeats 1] [--runs 50]
+    .venv/bin/python benchmarks/scale.py [--jobs 8] [--repeats 1] [--runs 50] [OVERRIDE ...]
+
+Overrides go to every sweep, e.g. ``model.thread_count=1`` (one CatBoost thread per job
+everywhere, where the parallel launchers can show their speed-up).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import logging
 import os
 import socket
 import statistics
@@ -45,13 +51,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def sweep(setup: str, jobs: int, env: dict[str, str], work: Path, uri: str) -> float:
+def sweep(setup: str, jobs: int, env: dict[str, str], work: Path, uri: str,
+          overrides: list[str]) -> float:
     cluster, tracking = SETUPS[setup]
     store = [f"tracking.uri={uri}"] if tracking == "tracking=server" else \
         [f"tracking.uri=sqlite:///{work}/{setup}-{time.monotonic_ns()}.db",
          f"tracking.artifact_location={work}/artifacts"]
     command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", f"seed=range(0,{jobs})",
-               cluster, tracking, *store, f"hydra.sweep.dir={tempfile.mkdtemp(dir=work)}"]
+               cluster, tracking, *store, *overrides, f"hydra.sweep.dir={tempfile.mkdtemp(dir=work)}"]
     if cluster == "cluster=ray":
         command = [sys.executable, "-m", "tssweep.stack", "exec", "--", *command]
     start = time.perf_counter()
@@ -72,14 +79,15 @@ def tracking_latency(uri: str, runs: int) -> float:
     name = f"latency-{time.monotonic_ns()}"
     experiment = client.create_experiment(name)
     timings = []
-    for n in range(runs):
-        start = time.perf_counter()
-        run_id = client.create_run(experiment, run_name=f"run {n}").info.run_id
-        now = int(time.time() * 1000)
-        client.log_batch(run_id, params=[Param(f"p{i}", str(i)) for i in range(40)],
-                         metrics=[Metric(f"m{i}", float(i), now, 0) for i in range(10)])
-        client.set_terminated(run_id)
-        timings.append(time.perf_counter() - start)
+    with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints each closed run's URL
+        for n in range(runs):
+            start = time.perf_counter()
+            run_id = client.create_run(experiment, run_name=f"run {n}").info.run_id
+            now = int(time.time() * 1000)
+            client.log_batch(run_id, params=[Param(f"p{i}", str(i)) for i in range(40)],
+                             metrics=[Metric(f"m{i}", float(i), now, 0) for i in range(10)])
+            client.set_terminated(run_id)
+            timings.append(time.perf_counter() - start)
     return statistics.median(timings)
 
 
@@ -88,7 +96,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("overrides", nargs="*", help="config overrides for every sweep")
     args = parser.parse_args()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
     work = Path(tempfile.mkdtemp(prefix="tssweep-bench-scale-", dir="/tmp"))
     work.chmod(0o755)  # PostgreSQL runs as its own user when this runs as root
@@ -102,11 +112,12 @@ def main() -> None:
     if up.returncode:
         raise SystemExit(up.stdout + up.stderr)
     try:
-        print(f"{args.jobs}-job sweep, {os.cpu_count()} cores, {args.repeats} round(s), interleaved")
+        print(f"{args.jobs}-job sweep {' '.join(args.overrides)}, {os.cpu_count()} cores, "
+              f"{args.repeats} round(s), interleaved; medians")
         seconds: dict[str, list[float]] = {setup: [] for setup in SETUPS}
         for _ in range(args.repeats):
             for setup in SETUPS:
-                seconds[setup].append(sweep(setup, args.jobs, env, work, uri))
+                seconds[setup].append(sweep(setup, args.jobs, env, work, uri, args.overrides))
         base = statistics.median(seconds["a"])
         for setup, (cluster, tracking) in SETUPS.items():
             median = statistics.median(seconds[setup])

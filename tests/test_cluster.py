@@ -179,3 +179,13 @@ def test_the_local_stack_end_to_end(stack):
     a_failed_job_on_ray_is_a_failed_child_and_the_parent_is_closed(stack)
     two_search_processes_share_one_postgres_study(stack)
     stack_down_stops_exactly_what_it_started(stack)
+
+
+def test_cluster_ray_with_no_cluster_there_stops_before_any_run(train, client):
+    process = train("-m", "cluster=ray", "preprocess=none,log", check=False,
+                    env={"RAY_ADDRESS": f"127.0.0.1:{free_port()}"})
+    assert process.returncode == 1
+    assert "hydra.launcher.ray.init.address=" in process.stderr and "no Ray cluster answers" in process.stderr
+    assert "Traceback" not in process.stderr
+    experiment = client.get_experiment_by_name("tssweep")
+    assert experiment is None or not client.search_runs([experiment.experiment_id])

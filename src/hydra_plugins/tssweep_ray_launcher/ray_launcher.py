@@ -10,7 +10,8 @@ sweep does not own:
 - jobs get the sweep's tracking context through Ray's ``runtime_env``: the driver's
   environment does not reach a Ray worker, and without the parent run's id, the
   resolved tracking URI and the checkout's root a job would log to another store or
-  outside the sweep's parent;
+  outside the sweep's parent; and the sweep dir made absolute, as a Ray job runs in the
+  directory its node's Ray was started from;
 - an interrupted sweep cancels its tasks, so each job closes its run as KILLED instead
   of training on with nobody waiting for it.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any, Sequence
 
 from hydra.core.singleton import Singleton
@@ -51,8 +53,9 @@ def job_environment(config: DictConfig) -> dict[str, str]:
     return env
 
 
-def require_ray() -> None:
-    """Fail before the sweep when ``cluster=ray`` is chosen but Ray is not installed."""
+def check_cluster(launcher: DictConfig) -> None:
+    """Fail before the sweep, in one message, when ``cluster=ray`` cannot work: Ray or its
+    Hydra launcher not installed, or no Ray head listening at the address."""
     try:
         import hydra_plugins.hydra_ray_launcher  # noqa: F401
         import ray  # noqa: F401
@@ -61,11 +64,25 @@ def require_ray() -> None:
                        "cluster=local or cluster=joblib; or install the extra: `make stack-up` "
                        "does, or `pip install -e '.[ray]'` then `pip install --no-deps "
                        "hydra-ray-launcher==1.2.2`") from None
+    address = str(OmegaConf.select(launcher, "ray.init.address") or "auto")
+    try:
+        _probe(address)
+    except ConnectionError as err:
+        raise _no_cluster(address, err) from None
+
+
+def _no_cluster(address: str, err: Exception) -> BadInput:
+    return BadInput("hydra.launcher.ray.init.address", address,
+                    f"no Ray cluster answers there ({str(err).splitlines()[0]}).",
+                    "the address of a running Ray head (host:port, e.g. "
+                    "RAY_ADDRESS=10.0.0.5:6379); for the local stack, `make stack-up` and run "
+                    "the command through `.venv/bin/python -m tssweep.stack exec --`; or "
+                    "cluster=local")
 
 
 try:
     from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher as _PluginRayLauncher
-except ImportError:  # the [ray] extra is not installed: require_ray() says so
+except ImportError:  # the [ray] extra is not installed: check_cluster() says so
     _PluginRayLauncher = object  # type: ignore[misc,assignment]
 
 
@@ -88,12 +105,7 @@ class RayLauncher(_PluginRayLauncher):  # type: ignore[misc,valid-type]
         try:
             ray.init(**init)
         except (ConnectionError, RuntimeError, ValueError) as err:
-            raise BadInput("hydra.launcher.ray.init.address", address,
-                           f"no Ray cluster answers there ({str(err).splitlines()[0]}).",
-                           "the address of a running Ray head (host:port, e.g. "
-                           "RAY_ADDRESS=10.0.0.5:6379); for the local stack, `make stack-up` and run "
-                           "the command through `.venv/bin/python -m tssweep.stack exec --`; or "
-                           "cluster=local") from None
+            raise _no_cluster(address, err) from None
         log.info("Ray cluster at %s: %s CPUs", address, ray.cluster_resources().get("CPU", 0))
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
@@ -101,7 +113,8 @@ class RayLauncher(_PluginRayLauncher):  # type: ignore[misc,valid-type]
         from hydra_plugins.hydra_ray_launcher._launcher_util import launch_job_on_ray
 
         setup_globals()
-        sweep_dir = str(self.config.hydra.sweep.dir)
+        # absolute: a Ray job runs in the directory its node's Ray was started from
+        sweep_dir = os.path.abspath(str(self.config.hydra.sweep.dir))
         os.makedirs(sweep_dir, exist_ok=True)
         log.info("Ray is launching %d jobs, sweep dir %s", len(job_overrides), sweep_dir)
         tasks = []
@@ -110,6 +123,7 @@ class RayLauncher(_PluginRayLauncher):  # type: ignore[misc,valid-type]
                 log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
                 sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
                 with open_dict(sweep_config):
+                    sweep_config.hydra.sweep.dir = sweep_dir
                     sweep_config.hydra.job.id = f"ray_{idx}"
                     sweep_config.hydra.job.num = idx
                 tasks.append(launch_job_on_ray(self.hydra_context, self.ray_cfg.remote, sweep_config,
@@ -118,6 +132,18 @@ class RayLauncher(_PluginRayLauncher):  # type: ignore[misc,valid-type]
         except BaseException:
             _cancel(tasks)
             raise
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Raise ``ConnectionError`` in seconds when nothing listens at ``host:port``: Ray
+    itself would keep retrying for minutes. ``auto`` and ``ray://`` are Ray's to resolve."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as err:
+        raise ConnectionError(f"cannot connect to {address}: {err}") from None
 
 
 def _cancel(tasks: list) -> None:
