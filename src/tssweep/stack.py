@@ -131,7 +131,8 @@ def down(stack: Stack) -> list[str]:
     inside = namespace_pids(state)
     for pid in inside:  # Ray first: its workers log to MLflow until they end
         _signal(pid, signal.SIGTERM)
-    _wait_gone(inside, 15)
+    # Ray keeps no state worth a wait: its head and raylet ignore SIGTERM for long seconds
+    _wait_gone(inside, 3)
     for pid in namespace_pids(state) or inside:
         _signal(pid, signal.SIGKILL)
     if state.pg_bin and (stack.pg_dir / "data" / "postmaster.pid").exists():
