@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import optuna
@@ -77,8 +78,10 @@ class Stack:
         return subprocess.run(command, env=self.env, cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=600)
 
-    def runs(self, parent_id: str | None = None) -> list:
-        experiment = self.client.get_experiment_by_name("cluster")
+    def runs(self, parent_id: str | None = None, experiment: str = "cluster") -> list:
+        experiment = self.client.get_experiment_by_name(experiment)
+        if experiment is None:
+            return []
         where = f"tags.`mlflow.parentRunId` = '{parent_id}'" if parent_id else ""
         return list(self.client.search_runs([experiment.experiment_id], filter_string=where))
 
@@ -130,6 +133,29 @@ def a_failed_job_on_ray_is_a_failed_child_and_the_parent_is_closed(stack):
     assert parent.info.status == "FAILED" and parent.data.metrics["n_failed"] == 1
 
 
+def an_interrupted_sweep_on_ray_closes_every_run(stack):
+    command = [sys.executable, "-m", "tssweep.stack", "exec", "--", sys.executable,
+               str(ROOT / "src" / "train.py"), "-m", "cluster=ray", "model.iterations=3000",
+               "preprocess=none,log,detrend,deseasonalize", "tracking=server",
+               f"tracking.uri={stack.uri}", "tracking.experiment=interrupted",
+               f"hydra.sweep.dir={tempfile.mkdtemp(dir=stack.settings.dir)}"]
+    sweep = subprocess.Popen(command, env=stack.env, cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not [r for r in stack.runs(experiment="interrupted") if r.data.tags.get("tssweep.role") == "child"]:
+        assert sweep.poll() is None and time.monotonic() < deadline, "no child run started"
+        time.sleep(0.5)
+    sweep.send_signal(signal.SIGINT)
+    output = sweep.communicate(timeout=120)[0]
+    assert sweep.returncode == 130, output[-3000:]
+    time.sleep(2)  # the cancelled tasks close their runs as they stop
+    runs = stack.runs(experiment="interrupted")
+    assert "RUNNING" not in {r.info.status for r in runs}
+    (parent,) = [r for r in runs if r.data.tags.get("tssweep.role") == "parent"]
+    assert parent.info.status == "KILLED"
+    assert "KILLED" in {r.info.status for r in runs if r.data.tags.get("tssweep.role") == "child"}
+
+
 def two_search_processes_share_one_postgres_study(stack):
     storage = stack.settings.pg_url("optuna")
     search = ["hparams_search=catboost_optuna", f"hydra.sweeper.storage={storage}",
@@ -177,6 +203,7 @@ def test_the_local_stack_end_to_end(stack):
     the_stack_listens_on_loopback_only(stack)
     a_grid_sweep_on_ray_nests_under_one_parent(stack)
     a_failed_job_on_ray_is_a_failed_child_and_the_parent_is_closed(stack)
+    an_interrupted_sweep_on_ray_closes_every_run(stack)
     two_search_processes_share_one_postgres_study(stack)
     stack_down_stops_exactly_what_it_started(stack)
 

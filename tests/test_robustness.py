@@ -160,9 +160,9 @@ def test_an_interrupted_grid_sweep_closes_its_runs(client, tmp_path, tracking_ur
 
 
 def test_parallel_jobs_on_a_brand_new_store_lose_no_run(train, client):
-    train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=range(0,4)")
+    train("-m", "cluster=joblib", "hydra.launcher.n_jobs=4", "seed=range(0,4)")
     for _ in range(3):
-        train("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "model=naive", "seed=range(0,16)")
+        train("-m", "cluster=joblib", "hydra.launcher.n_jobs=4", "model=naive", "seed=range(0,16)")
     runs = runs_of(client)
     parents = [r for r in runs if r.data.tags.get("tssweep.role") == "parent"]
     children = [r for r in runs if r.data.tags.get("tssweep.role") == "child"]

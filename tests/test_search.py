@@ -98,7 +98,7 @@ def test_hopeless_trials_are_pruned_fold_by_fold(train, client, tmp_path):
 
 def test_parallel_trials_with_joblib_nest_and_share_the_cores(train, client, tmp_path):
     train("-m", "hparams_search=catboost_optuna", "hydra.sweeper.n_trials=4",
-          "hydra/launcher=joblib", "hydra.sweeper.n_jobs=2", "hydra.launcher.n_jobs=2",
+          "cluster=joblib", "hydra.sweeper.n_jobs=2", "hydra.launcher.n_jobs=2",
           "model.thread_count=-1")
     (parent,), children = split(runs_of(client))
     assert len(children) == 4 and {c.info.status for c in children} <= {"FINISHED", "KILLED"}
