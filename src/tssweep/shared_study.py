@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import hashlib
 import threading
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -90,8 +91,10 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage | str:
 
     if not storage.startswith(("sqlite:", "postgresql", "mysql")):
         return storage
-    return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
-                                      grace_period=GRACE_SECONDS)
+    with warnings.catch_warnings():  # experimental since Optuna 2.9, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
+                                          grace_period=GRACE_SECONDS)
 
 
 def running_trials(storage: str, study_name: str) -> int:

@@ -114,13 +114,14 @@ class ResumableSearch(OptunaSweeperImpl):
     def _ask(self, study: optuna.Study) -> List[optuna.Trial]:
         """The next batch: up to ``n_jobs`` trials, no more than ``n_trials`` still needs
         counting the trials every process has done or is running; none when complete."""
-        with shared_study.lock(str(self.storage), self.study_name):
+        with shared_study.lock(str(self.storage), self.study_name), warnings.catch_warnings():
+            # the heartbeat is experimental in Optuna, and expected to be beaten by
+            # optimize(); here shared_study.Heartbeat beats it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
             optuna.storages.fail_stale_trials(study)  # trials of a process that died
             missing = self.n_trials - _counted(study)
-            with warnings.catch_warnings():
-                # Optuna expects optimize() to beat the heartbeat; shared_study.Heartbeat does
-                warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                return [study.ask() for _ in range(min(missing, self.n_jobs))]
+            return [study.ask() for _ in range(min(missing, self.n_jobs))]
 
     def _search_space(self, params: List[str]) -> Tuple[Dict[str, BaseDistribution], Dict[str, Any]]:
         """Parse the search space entry by entry, so a bad one is named in the message."""
