@@ -95,7 +95,8 @@ def test_task_mismatches_are_named(compose_cfg, overrides, fragment):
 
 
 @pytest.mark.slow
-def test_a_classification_run_and_sweep_end_to_end(train, client, tracking_uri, monkeypatch):
+def test_a_classification_run_and_sweep_end_to_end(train, client, tracking_uri, monkeypatch,
+                                                    tmp_path):
     train("dataset=unit_test", "preprocess=catch22")
     (single,) = runs_of(client)
     # the logged model classifies series as the run reported
@@ -104,7 +105,8 @@ def test_a_classification_run_and_sweep_end_to_end(train, client, tracking_uri, 
     from sktime.datasets import load_unit_test
 
     X_test, y_test = load_unit_test(split="test", return_X_y=True)
-    predictions = mlflow.pyfunc.load_model(f"runs:/{single.info.run_id}/model").predict(X_test)
+    model = mlflow.pyfunc.load_model(f"runs:/{single.info.run_id}/model", dst_path=str(tmp_path))
+    predictions = model.predict(X_test)
     assert np.mean(np.asarray(predictions) == y_test) == pytest.approx(single.data.metrics["test_accuracy"])
     metrics = single.data.metrics
     for name in ("cv_accuracy", "cv_balanced_accuracy", "cv_f1_macro", "test_accuracy"):

@@ -48,7 +48,7 @@ def test_a_search_resumes_to_n_trials_under_its_one_parent(train, client, tmp_pa
     assert again.data.tags["optuna.study_name"] == "catboost_optuna-airline"
     assert {"trials.csv", "optimization_history.png", "param_importances.png",
             "optimization_results.yaml", "summary.md"} <= artifacts(client, parent.info.run_id)
-    trials = client.download_artifacts(parent.info.run_id, "trials.csv")
+    trials = client.download_artifacts(parent.info.run_id, "trials.csv", str(tmp_path))
     assert len(open(trials).read().strip().splitlines()) == 1 + 6
 
 

@@ -54,7 +54,7 @@ def status(store, run_id):
     return store.client.get_run(run_id).info.status
 
 
-def test_a_job_run_ends_finished_failed_or_killed(store):
+def test_a_job_run_ends_finished_failed_or_killed(store, tmp_path):
     with tracking.job_run(store, [], "fine", {}, sweep_dir=None) as run:
         run.log(params={"p": 1}, metrics={"m": 0.5}, step_metrics={"fold_m": [1.0, 2.0, 3.0]})
     assert status(store, run.run_id) == "FINISHED"
@@ -66,7 +66,7 @@ def test_a_job_run_ends_finished_failed_or_killed(store):
             1 / 0
     assert status(store, broken.run_id) == "FAILED"
     assert store.client.get_run(broken.run_id).data.tags["error"].startswith("ZeroDivisionError")
-    trace = Path(store.client.download_artifacts(broken.run_id, "traceback.txt"))
+    trace = Path(store.client.download_artifacts(broken.run_id, "traceback.txt", str(tmp_path)))
     assert "1 / 0" in trace.read_text()
 
     with pytest.raises(KeyboardInterrupt):

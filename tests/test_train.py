@@ -16,7 +16,8 @@ def artifact_names(client, run_id, path=""):
 
 
 def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client, tmp_path,
-                                                                 tracking_uri, monkeypatch):
+                                                                 tracking_uri, monkeypatch,
+                                                                 tmp_path_factory):
     process = train()
     (run,) = runs_of(client)
     assert run.info.status == "FINISHED"
@@ -30,14 +31,15 @@ def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client,
         "config.yaml", "forecast.png", "backtest_folds.csv", "feature_importance.csv", "model"}
     # the logged pipeline loads back through MLflow and forecasts the holdout's length
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
-    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model",
+                                     dst_path=str(tmp_path_factory.mktemp("loaded")))
     assert len(model.predict(pd.DataFrame())) == 12
     assert f"backtest mase={metrics['mase']:.4f}" in process.stdout
     # nothing lands in the directory the command ran in
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "outputs"]
 
 
-def test_a_sweep_is_one_parent_with_nested_children(train, client):
+def test_a_sweep_is_one_parent_with_nested_children(train, client, tmp_path):
     train("-m", "preprocess=none,log")
     runs = runs_of(client)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -62,7 +64,7 @@ def test_a_sweep_is_one_parent_with_nested_children(train, client):
     assert "best_margin" in parent.data.metrics and parent.data.tags["verdict"]
     assert artifact_names(client, parent.info.run_id) == {
         "children.csv", "summary.md", "mase_by_child.png"}
-    ranking = pd.read_csv(client.download_artifacts(parent.info.run_id, "children.csv"))
+    ranking = pd.read_csv(client.download_artifacts(parent.info.run_id, "children.csv", str(tmp_path)))
     assert ranking["run_id"].iloc[0] == best.info.run_id
 
 
