@@ -28,6 +28,7 @@ import contextlib
 import io
 import logging
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -127,8 +128,12 @@ def main() -> None:
         print(f"Tracking latency per run (median of {args.runs}): server on PostgreSQL "
               f"{server * 1000:.0f} ms, SQLite {sqlite * 1000:.0f} ms, x{server / sqlite:.2f}")
     finally:
-        subprocess.run([sys.executable, "-m", "tssweep.stack", "down"], cwd=ROOT, env=env,
-                       capture_output=True)
+        down = subprocess.run([sys.executable, "-m", "tssweep.stack", "down"], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        if down.returncode == 0:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"The stack in {work} did not stop cleanly:\n{down.stderr}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -67,12 +67,12 @@ class Stack:
         self.uri = self.settings.mlflow_uri
         self.client = MlflowClient(tracking_uri=self.uri)
 
-    def train(self, *args: str, inside: bool = True, sweep_dir: str | None = None) -> subprocess.CompletedProcess:
-        """``python src/train.py ARGS`` against the stack's server; ``inside`` the
-        namespace (where Ray is) through ``python -m tssweep.stack exec``."""
-        command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *FAST, *args,
-                   "tracking=server", f"tracking.uri={self.uri}", "tracking.experiment=cluster",
-                   f"hydra.sweep.dir={sweep_dir or tempfile.mkdtemp(dir=self.settings.dir)}"]
+    def train(self, *args: str, inside: bool = True, store: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        """``python src/train.py ARGS`` against the stack's server (or ``store``); ``inside``
+        the namespace (where Ray is) through ``python -m tssweep.stack exec``."""
+        store = store or ("tracking=server", f"tracking.uri={self.uri}")
+        command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *FAST, *args, *store,
+                   "tracking.experiment=cluster", f"hydra.sweep.dir={tempfile.mkdtemp(dir=self.settings.dir)}"]
         if inside:
             command = [sys.executable, "-m", "tssweep.stack", "exec", "--", *command]
         return subprocess.run(command, env=self.env, cwd=ROOT, stdout=subprocess.PIPE,
@@ -131,6 +131,25 @@ def a_failed_job_on_ray_is_a_failed_child_and_the_parent_is_closed(stack):
     assert {name: c.info.status for name, c in children.items()} == {"none": "FINISHED", "log": "FAILED"}
     assert "traceback.txt" in {a.path for a in stack.client.list_artifacts(children["log"].info.run_id)}
     assert parent.info.status == "FAILED" and parent.data.metrics["n_failed"] == 1
+
+
+def a_second_node_takes_jobs_and_sqlite_is_refused(stack):
+    # a second Ray node, on this machine but inside the namespace: a two-node cluster
+    joined = subprocess.run([sys.executable, "-m", "tssweep.stack", "exec", "--", "ray", "start",
+                             f"--address={stack.settings.ray_address}", "--num-cpus=1",
+                             f"--temp-dir={stack.settings.ray_temp}", "--disable-usage-stats"],
+                            env=stack.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    refused = stack.train("cluster=ray", "preprocess=none,log",
+                          store=("tracking=local", f"tracking.uri=sqlite:///{stack.settings.dir}/local.db"))
+    assert refused.returncode == 1
+    assert "the Ray cluster has 2 nodes" in refused.stdout and "Traceback" not in refused.stdout
+    assert not (stack.settings.dir / "local.db").exists()  # refused before any run
+    done = stack.train("cluster=ray", "preprocess=none,log,detrend")
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "2 node(s), 3.0 CPUs" in done.stdout
+    children = stack.runs(stack.parent_of(done).info.run_id)
+    assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
 
 
 def an_interrupted_sweep_on_ray_closes_every_run(stack):
@@ -204,6 +223,7 @@ def test_the_local_stack_end_to_end(stack):
     a_grid_sweep_on_ray_nests_under_one_parent(stack)
     a_failed_job_on_ray_is_a_failed_child_and_the_parent_is_closed(stack)
     an_interrupted_sweep_on_ray_closes_every_run(stack)
+    a_second_node_takes_jobs_and_sqlite_is_refused(stack)
     two_search_processes_share_one_postgres_study(stack)
     stack_down_stops_exactly_what_it_started(stack)
 

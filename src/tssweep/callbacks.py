@@ -113,7 +113,7 @@ def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> list[str]:
     """The job checks on the sweep's own config, and every value the sweep will try;
     returns the objectives."""
     if config.hydra.launcher.get("_target_") == ray_launcher.TARGET:
-        ray_launcher.check_cluster(config.hydra.launcher)
+        ray_launcher.check_cluster(config)
     task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     objectives = checks.check_job_config(task, checks.group_choices(config.hydra.runtime.choices),
                                          frozenset(swept_keys))

@@ -66,11 +66,16 @@ def open_store(tracking_cfg: DictConfig) -> Store:
     MLflow never falls back to ``./mlruns`` in the current directory. Done once per
     process and store: the jobs of a local sweep share the callback's connection.
     """
-    from_env = bool(os.environ.get("MLFLOW_TRACKING_URI"))
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or str(tracking_cfg.uri)
+    uri, key = resolved_uri(tracking_cfg)
     location = tracking_cfg.get("artifact_location")
-    return _open_store(uri, "MLFLOW_TRACKING_URI" if from_env else "tracking.uri",
-                       str(tracking_cfg.experiment), str(location) if location else None)
+    return _open_store(uri, key, str(tracking_cfg.experiment), str(location) if location else None)
+
+
+def resolved_uri(tracking_cfg: DictConfig) -> tuple[str, str]:
+    """The store's URI and where it came from: ``MLFLOW_TRACKING_URI`` wins over ``tracking.uri``."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI"
+    return str(tracking_cfg.uri), "tracking.uri"
 
 
 @lru_cache(maxsize=None)

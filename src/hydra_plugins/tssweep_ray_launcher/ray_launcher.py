@@ -7,7 +7,9 @@ sweep does not own:
 
 - it connects to the cluster at ``hydra.launcher.ray.init.address`` (``RAY_ADDRESS``) and
   fails in one message, before any job, when no cluster answers there;
-- jobs get the sweep's tracking context through Ray's ``runtime_env``: the driver's
+- it refuses SQLite stores (the tracking store, the Optuna storage) when the cluster has
+  more than one node, since jobs elsewhere would write files of their own;
+- jobs get the sweep's tracking context through their tasks' ``runtime_env``: the driver's
   environment does not reach a Ray worker, and without the parent run's id, the
   resolved tracking URI and the checkout's root a job would log to another store or
   outside the sweep's parent; and the sweep dir made absolute, as a Ray job runs in the
@@ -53,22 +55,49 @@ def job_environment(config: DictConfig) -> dict[str, str]:
     return env
 
 
-def check_cluster(launcher: DictConfig) -> None:
-    """Fail before the sweep, in one message, when ``cluster=ray`` cannot work: Ray or its
-    Hydra launcher not installed, or no Ray head listening at the address."""
+def check_cluster(config: DictConfig) -> None:
+    """Connect to the cluster before the sweep's parent run exists, and fail in one
+    message when ``cluster=ray`` cannot work: Ray or its Hydra launcher not installed, no
+    Ray head at the address, or a store on this machine's disk (SQLite) while the jobs run
+    on other machines too."""
     try:
-        import hydra_plugins.hydra_ray_launcher  # noqa: F401
-        import ray  # noqa: F401
+        import ray
+        from hydra_plugins.hydra_ray_launcher import ray_launcher  # noqa: F401
     except ImportError as err:
         raise BadInput("cluster", "ray", f"needs Ray and Hydra's Ray launcher ({err}).",
                        "cluster=local or cluster=joblib; or install the extra: `make stack-up` "
                        "does, or `pip install -e '.[ray]'` then `pip install --no-deps "
                        "hydra-ray-launcher==1.2.2`") from None
-    address = str(OmegaConf.select(launcher, "ray.init.address") or "auto")
-    try:
-        _probe(address)
-    except ConnectionError as err:
-        raise _no_cluster(address, err) from None
+    init = OmegaConf.to_container(config.hydra.launcher.ray.init, resolve=True)
+    init.pop("object_store_memory", None)  # Ray refuses it when joining a cluster
+    address = init["address"] = str(init.get("address") or "auto")
+    if not ray.is_initialized():
+        try:
+            _probe(address)
+            ray.init(**init)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise _no_cluster(address, err) from None
+        log.info("Ray cluster at %s: %d node(s), %s CPUs", address,
+                 sum(node["Alive"] for node in ray.nodes()), ray.cluster_resources().get("CPU", 0))
+    nodes = sum(node["Alive"] for node in ray.nodes())
+    if nodes > 1:
+        _refuse_local_files(config, nodes)
+
+
+def _refuse_local_files(config: DictConfig, nodes: int) -> None:
+    """A SQLite file is on one machine: jobs on the others would write their own."""
+    from tssweep import tracking
+
+    uri, key = tracking.resolved_uri(config.tracking)
+    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+        raise BadInput(key, uri, f"is a file on this machine, and the Ray cluster has "
+                       f"{nodes} nodes: jobs elsewhere would log to a store of their own.",
+                       "tracking=server with the URI of an MLflow server every node reaches")
+    storage = str(config.hydra.sweeper.get("storage") or "")
+    if storage.startswith("sqlite:"):
+        raise BadInput("hydra.sweeper.storage", storage, f"is a file on this machine, and the Ray "
+                       f"cluster has {nodes} nodes: trials elsewhere report to a study of their own.",
+                       "a database every node reaches, e.g. postgresql+psycopg://user@host:5432/optuna")
 
 
 def _no_cluster(address: str, err: Exception) -> BadInput:
@@ -91,22 +120,7 @@ class RayLauncher(_PluginRayLauncher):  # type: ignore[misc,valid-type]
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        import ray
-
-        init = OmegaConf.to_container(self.ray_cfg.init, resolve=True)
-        init.pop("object_store_memory", None)  # Ray refuses it when joining a cluster
-        runtime_env = dict(init.get("runtime_env") or {})
-        runtime_env["env_vars"] = {**(runtime_env.get("env_vars") or {}), **job_environment(config)}
-        init["runtime_env"] = runtime_env
-        address = init.get("address") or "auto"
-        init["address"] = address
-        if ray.is_initialized():
-            return
-        try:
-            ray.init(**init)
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise _no_cluster(address, err) from None
-        log.info("Ray cluster at %s: %s CPUs", address, ray.cluster_resources().get("CPU", 0))
+        check_cluster(config)  # connected already by the sweep callback's checks: a no-op
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         import ray
@@ -117,6 +131,11 @@ class RayLauncher(_PluginRayLauncher):  # type: ignore[misc,valid-type]
         sweep_dir = os.path.abspath(str(self.config.hydra.sweep.dir))
         os.makedirs(sweep_dir, exist_ok=True)
         log.info("Ray is launching %d jobs, sweep dir %s", len(job_overrides), sweep_dir)
+        # the parent run exists by now: its id and the store go to each task
+        remote = OmegaConf.to_container(self.ray_cfg.remote, resolve=True) or {}
+        runtime_env = dict(remote.get("runtime_env") or {})
+        runtime_env["env_vars"] = {**(runtime_env.get("env_vars") or {}), **job_environment(self.config)}
+        remote = OmegaConf.create({**remote, "runtime_env": runtime_env})
         tasks = []
         try:
             for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
@@ -126,7 +145,7 @@ class RayLauncher(_PluginRayLauncher):  # type: ignore[misc,valid-type]
                     sweep_config.hydra.sweep.dir = sweep_dir
                     sweep_config.hydra.job.id = f"ray_{idx}"
                     sweep_config.hydra.job.num = idx
-                tasks.append(launch_job_on_ray(self.hydra_context, self.ray_cfg.remote, sweep_config,
+                tasks.append(launch_job_on_ray(self.hydra_context, remote, sweep_config,
                                                self.task_function, Singleton.get_state()))
             return ray.get(tasks)
         except BaseException:
