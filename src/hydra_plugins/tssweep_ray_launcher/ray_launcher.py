@@ -89,7 +89,7 @@ def _refuse_local_files(config: DictConfig, nodes: int) -> None:
     from tssweep import tracking
 
     uri, key = tracking.resolved_uri(config.tracking)
-    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+    if uri.startswith(("sqlite:", "file:", "/", "./", "../")) or (":" not in uri and "/" in uri):
         raise BadInput(key, uri, f"is a file on this machine, and the Ray cluster has "
                        f"{nodes} nodes: jobs elsewhere would log to a store of their own.",
                        "tracking=server with the URI of an MLflow server every node reaches")
