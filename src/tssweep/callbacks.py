@@ -72,7 +72,7 @@ class MlflowSweepCallback(Callback):
             self._study = (str(sweeper.storage), str(sweeper.study_name))
         overrides = tracking.redact_overrides(overrides)
         # processes sharing a study must find or create its one parent one at a time
-        with shared_study.lock(*self._study) if self._study else contextlib.nullcontext():
+        with self._study_lock():
             self._parent_id = tracking.start_parent(
                 self._store, self._sweep_dir, run_name=" ".join(["sweep", *overrides]),
                 swept_keys=swept_keys,
@@ -96,10 +96,10 @@ class MlflowSweepCallback(Callback):
         status = RunStatus.to_string(RunStatus.FINISHED if completed else
                                      RunStatus.KILLED if interrupts.interrupted() else RunStatus.FAILED)
         summary_md = Path(self._sweep_dir) / "summary" / "summary.md"
-        with shared_study.lock(*self._study) if self._study else contextlib.nullcontext():
-            try:
-                _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study)
-            finally:
+        try:
+            _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study)
+        finally:
+            with self._study_lock():  # no other process asks for a trial meanwhile
                 others = shared_study.running_trials(*self._study) if self._study else 0
                 if others:  # another process shares the study: the last one closes the parent
                     log.info("MLflow parent run %s stays open for %d trials running in other "
@@ -107,6 +107,10 @@ class MlflowSweepCallback(Callback):
                 else:
                     tracking.finish_parent(store, parent_id, status)
                     log.info("MLflow parent run %s closed as %s: see %s", parent_id, status, summary_md)
+
+    def _study_lock(self) -> contextlib.AbstractContextManager:
+        """The lock of the search's study (see ``tssweep.shared_study``); none for a grid sweep."""
+        return shared_study.lock(*self._study) if self._study else contextlib.nullcontext()
 
 
 def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> list[str]:
