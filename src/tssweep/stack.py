@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fcntl
 import glob
 import hashlib
@@ -39,6 +40,7 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(os.environ.get("TSSWEEP_ROOT") or Path(__file__).resolve().parents[2])
 # Everything started here keeps these out of $HOME and off the network.
@@ -53,10 +55,10 @@ class Stack:
 
     dir: Path = field(default_factory=lambda: Path(os.environ.get(
         "TSSWEEP_STACK_DIR", ROOT / "outputs" / "stack")).resolve())
-    mlflow_port: int = int(os.environ.get("TSSWEEP_STACK_MLFLOW_PORT", 5000))
-    pg_port: int = int(os.environ.get("TSSWEEP_STACK_PG_PORT", 55432))
-    ray_port: int = int(os.environ.get("TSSWEEP_STACK_RAY_PORT", 6379))
-    cpus: int = int(os.environ.get("TSSWEEP_STACK_CPUS", os.cpu_count() or 1))
+    mlflow_port: int = field(default_factory=lambda: _env_int("TSSWEEP_STACK_MLFLOW_PORT", 5000))
+    pg_port: int = field(default_factory=lambda: _env_int("TSSWEEP_STACK_PG_PORT", 55432))
+    ray_port: int = field(default_factory=lambda: _env_int("TSSWEEP_STACK_RAY_PORT", 6379))
+    cpus: int = field(default_factory=lambda: _env_int("TSSWEEP_STACK_CPUS", os.cpu_count() or 1))
 
     @property
     def pg_dir(self) -> Path:
@@ -327,14 +329,7 @@ def namespace_pids(state: State) -> list[int]:
     """Every process in the stack's network namespace (its first process included)."""
     if not state.netns:
         return []
-    pids = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.readlink(f"/proc/{entry}/ns/net") == state.netns:
-                pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
+    return _processes(lambda pid: os.readlink(f"/proc/{pid}/ns/net") == state.netns)
 
 
 def listeners_outside_loopback(stack: Stack) -> list[str]:
@@ -347,25 +342,24 @@ def listeners_outside_loopback(stack: Stack) -> list[str]:
     state = read_state(stack)
     if state is None:
         return []
-    inodes: dict[str, int] = {}
     inside = set(namespace_pids(state))
-    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
-        try:
-            if pid in inside or os.getpgid(pid) not in state.groups.values():
-                continue
+    outside = _processes(lambda pid: pid not in inside and os.getpgid(pid) in state.groups.values())
+    inodes: dict[str, int] = {}
+    for pid in outside:
+        with contextlib.suppress(OSError):  # ended meanwhile
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
                 if target.startswith("socket:["):
                     inodes[target[8:-1]] = pid
-        except OSError:
-            continue
     found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
             local, status, inode = fields[1], fields[3], fields[9]
             address = local.split(":")[0]
-            loopback = address in ("0100007F", "00000000000000000000000001000000")
+            # 127.0.0.1, ::1, ::ffff:127.0.0.1
+            loopback = address in ("0100007F", "00000000000000000000000001000000",
+                                   "0000000000000000FFFF00000100007F")
             if status == "0A" and inode in inodes and not loopback:  # 0A: LISTEN
                 found.append(f"pid {inodes[inode]} listens on {local}")
     return found
@@ -498,14 +492,22 @@ def group_alive(pgid: int) -> bool:
 
 
 def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.getpgid(int(entry)) == pgid:
-                members.append(int(entry))
-        except OSError:
-            continue
-    return members
+    return _processes(lambda pid: os.getpgid(pid) == pgid)
+
+
+def _processes(matches: Callable[[int], bool]) -> list[int]:
+    """The running processes for which ``matches(pid)`` holds; one that ends while it is
+    looked at (``OSError``) is left out."""
+    found = []
+    for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+        with contextlib.suppress(OSError):
+            if matches(pid):
+                found.append(pid)
+    return found
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
 
 
 def _kill_group(pgid: int) -> None:
