@@ -4,6 +4,7 @@ for ``src/train.py`` as users run it (a subprocess), pointed at that store."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,13 @@ def command_line(args) -> list[str]:
     overrides = [a for a in args if a not in flags]
     catboost = not any(a.startswith("model=") and "catboost" not in a for a in overrides)
     return [*flags, *(FAST if catboost else []), *overrides]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def runs_of(client: MlflowClient, experiment: str = "tssweep") -> list:

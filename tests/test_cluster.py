@@ -23,16 +23,10 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from conftest import FAST, ROOT
+from conftest import FAST, ROOT, free_port
 from tssweep import stack as local_stack
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def stack_command(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -13,13 +13,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from conftest import free_port
+
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
