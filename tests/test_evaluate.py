@@ -8,7 +8,7 @@ from sktime.forecasting.naive import NaiveForecaster
 
 from tssweep.dataset import load_series
 from tssweep.errors import BadInput
-from tssweep.evaluate import METRICS, evaluate, greater_is_better, make_splitter, objective_names
+from tssweep.evaluate import METRICS, evaluate, make_splitter
 
 
 def test_folds_train_on_the_past_only_and_stop_before_the_holdout(compose_cfg):
@@ -61,14 +61,6 @@ def test_too_short_a_series_names_the_minimum(compose_cfg):
 def test_non_positive_settings_are_refused(compose_cfg, key):
     with pytest.raises(BadInput, match=key.replace(".", r"\.")):
         make_splitter(144, compose_cfg(f"{key}=0").dataset)
-
-
-def test_metric_names_and_directions():
-    assert objective_names("mase") == ["mase"]
-    assert objective_names(["mase", "fit_seconds"]) == ["mase", "fit_seconds"]
-    with pytest.raises(BadInput, match="for forecasting. Allowed: mae, rmse, smape, mase, fit_seconds"):
-        objective_names("accuracy")
-    assert not greater_is_better("mase") and not greater_is_better("test_rmse")
 
 
 def test_after_fold_sees_each_fold_and_can_stop_the_backtest(compose_cfg):

@@ -26,11 +26,23 @@ from mlflow.entities import RunStatus
 from hydra_plugins.tssweep_ray_launcher import ray_launcher
 from omegaconf import DictConfig, OmegaConf
 
-from tssweep import checks, interrupts, plots, shared_study, study_report, summary, tracking
+from tssweep import (
+    checks,
+    interrupts,
+    objectives,
+    plots,
+    redact,
+    shared_study,
+    study_identity,
+    study_report,
+    summary,
+    tracking,
+)
 from tssweep.errors import BadInput
-from tssweep.evaluate import greater_is_better
 
 log = logging.getLogger(__name__)
+
+SWEEPER_TARGET = "hydra_plugins.tssweep_optuna_sweeper.sweeper.ResumableOptunaSweeper"
 
 
 class MlflowSweepCallback(Callback):
@@ -64,19 +76,26 @@ class MlflowSweepCallback(Callback):
         overrides = list(config.hydra.overrides.task)
         swept_keys = _swept_keys(config, overrides)
         # before the parent exists: nothing is left half-made
-        self._metric = _refuse_bad_input(config, swept_keys)[0]
-        self._store = tracking.open_store(config.tracking)
+        objective_names, directions = _refuse_bad_input(config, swept_keys)
+        self._metric = objective_names[0]
         self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
         sweeper = config.hydra.sweeper
+        identity: dict[str, str] = {}
         if sweeper.get("storage") and sweeper.get("study_name"):
             self._study = (str(sweeper.storage), str(sweeper.study_name))
-        overrides = tracking.redact_overrides(overrides)
-        # processes sharing a study must find or create its one parent one at a time
+            if directions:  # tssweep's sweeper: a resume must bring the study's own setup
+                identity = study_identity.of_sweep(config, swept_keys)
+                study_identity.check_study(*self._study, identity, directions)
+        overrides = redact.redact_overrides(overrides)
+        # processes sharing a study must create the experiment and find or create its
+        # one parent one at a time
         with self._study_lock():
+            self._store = tracking.open_store(config.tracking)
             self._parent_id = tracking.start_parent(
                 self._store, self._sweep_dir, run_name=" ".join(["sweep", *overrides]),
                 swept_keys=swept_keys,
                 tags={"tssweep.overrides": " ".join(overrides), "optimized_metric": self._metric,
+                      **{f"study.{key}": value for key, value in identity.items()},
                       **tracking.source_tags(str(config.paths.root_dir))},
                 study=tracking.study_key(*self._study) if self._study else None)
         atexit.register(self._close, completed=False)
@@ -100,10 +119,11 @@ class MlflowSweepCallback(Callback):
             _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study)
         finally:
             with self._study_lock():  # no other process asks for a trial meanwhile
-                others = shared_study.running_trials(*self._study) if self._study else 0
+                others = shared_study.other_searches(*self._study) if self._study else 0
                 if others:  # another process shares the study: the last one closes the parent
-                    log.info("MLflow parent run %s stays open for %d trials running in other "
-                             "processes; this process's summary: %s", parent_id, others, summary_md)
+                    log.info("MLflow parent run %s stays open for %d other processes still "
+                             "searching this study; this process's summary: %s",
+                             parent_id, others, summary_md)
                 else:
                     tracking.finish_parent(store, parent_id, status)
                     log.info("MLflow parent run %s closed as %s: see %s", parent_id, status, summary_md)
@@ -113,33 +133,48 @@ class MlflowSweepCallback(Callback):
         return shared_study.lock(*self._study) if self._study else contextlib.nullcontext()
 
 
-def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> list[str]:
+def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> tuple[list[str], list[str]]:
     """The job checks on the sweep's own config, and every value the sweep will try;
-    returns the objectives."""
+    returns the objectives and, for tssweep's Optuna sweeper, the directions it will
+    optimise them in (none for other sweepers)."""
     if config.hydra.launcher.get("_target_") == ray_launcher.TARGET:
         ray_launcher.check_cluster(config)
     task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
-    objectives = checks.check_job_config(task, checks.group_choices(config.hydra.runtime.choices),
-                                         frozenset(swept_keys))
-    sweeper_params = config.hydra.sweeper.get("params") or {}
+    objective_names = checks.check_job_config(task, checks.group_choices(config.hydra.runtime.choices),
+                                              frozenset(swept_keys))
     checks.check_sweep([*config.hydra.overrides.task,
-                        *(f"{key}={value}" for key, value in sweeper_params.items())])
-    return objectives
+                        *(f"{key}={value}" for key, value in _search_params(config).items())])
+    if config.hydra.sweeper.get("_target_") != SWEEPER_TARGET:
+        return objective_names, []
+    direction = config.hydra.sweeper.get("direction")
+    direction = OmegaConf.to_container(direction) if OmegaConf.is_config(direction) else direction
+    return objective_names, objectives.search_directions(direction, objective_names)
+
+
+def _search_params(config: DictConfig) -> dict:
+    """The search space of tssweep's Optuna sweeper: ``params`` and the named space it
+    picks (nothing for other sweepers)."""
+    sweeper = config.hydra.sweeper
+    params = dict(sweeper.get("params") or {})
+    spaces, space = sweeper.get("spaces") or {}, sweeper.get("space")
+    if space is not None and space in spaces:
+        params.update(spaces[space])
+    return params
 
 
 def _swept_keys(config: DictConfig, overrides: list[str]) -> list[str]:
     """Config keys that vary across the sweep: command-line sweeps and the sweeper's params."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     keys = [override.key_or_group for override in parsed if override.is_sweep_override()]
-    sweeper_params = config.hydra.sweeper.get("params") or {}
-    return keys + [str(key) for key in sweeper_params if str(key) not in keys]
+    return keys + [str(key) for key in _search_params(config) if str(key) not in keys]
 
 
 def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Path,
                study: tuple[str, str] | None) -> None:
     """Rank the children, judge each dataset's winner, report the study, log it on the parent."""
-    higher = greater_is_better(metric)
-    frame = tracking.runs_frame(tracking.child_runs(store, parent_id), metric)
+    higher = objectives.greater_is_better(metric)
+    children = tracking.child_runs(store, parent_id)
+    frame = tracking.runs_frame(children, metric)
     ranked = summary.rank(frame, metric, higher)
     finished_ids = ranked.loc[ranked["rank"].notna(), "run_id"]
     folds_by_run = {run_id: tracking.fold_values(store, run_id, metric) for run_id in finished_ids}
@@ -155,8 +190,10 @@ def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Pa
                     for run_id, values in folds_by_run.items()}
         plots.metric_bars(ranked, metric, fold_std, out / f"{metric}_by_child.png")
 
+    # pruned and interrupted children are both KILLED: told apart by their tags
     metrics = {"n_children": len(frame), "n_finished": len(finished_ids), "n_failed": n_failed,
-               "n_pruned": int((frame["status"] == "KILLED").sum())}
+               "n_pruned": sum(tracking.PRUNED_TAG in run.data.tags for run in children),
+               "n_interrupted": sum(tracking.INTERRUPTED_TAG in run.data.tags for run in children)}
     tags = {}
     if study is not None:
         storage, study_name = study
@@ -165,7 +202,7 @@ def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Pa
         if results.is_file():
             shutil.copy(results, out / results.name)
         metrics.update(study_metrics)
-        tags.update(study_tags, **{"optuna.storage": tracking.redact_uri(storage)})
+        tags.update(study_tags, **{"optuna.storage": redact.redact_uri(storage)})
     for c in comparisons:
         # one dataset: best_mase; several: airline.best_mase, lynx.best_mase, ...
         prefix = f"{c.dataset}." if len(comparisons) > 1 else ""

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from tssweep.errors import BadInput, check_required
-from tssweep.evaluate import objective_names
+from tssweep.objectives import objective_names
 
 
 class Rule(NamedTuple):

@@ -29,6 +29,7 @@ from sktime.split import ExpandingWindowSplitter
 from tssweep.errors import BadInput
 
 # name -> scorer(y_true, y_pred, y_train, sp); all are errors: lower is better
+# (tssweep.objectives holds every objective's direction)
 METRICS = {
     "mae": lambda y_true, y_pred, y_train, sp: mean_absolute_error(y_true, y_pred),
     "rmse": lambda y_true, y_pred, y_train, sp: mean_squared_error(y_true, y_pred, square_root=True),
@@ -37,14 +38,6 @@ METRICS = {
     "mase": lambda y_true, y_pred, y_train, sp: mean_absolute_scaled_error(
         y_true, y_pred, y_train=y_train, sp=sp),
 }
-# what a search may optimise, by task: a backtest or cross-validation mean, or the
-# cost of getting it
-OBJECTIVES = {
-    "forecasting": (*METRICS, "fit_seconds", "predict_seconds"),
-    "classification": ("cv_accuracy", "cv_balanced_accuracy", "cv_f1_macro", "cv_log_loss",
-                       "fit_seconds", "transform_seconds", "predict_seconds"),
-}
-GREATER_IS_BETTER = frozenset({"cv_accuracy", "cv_balanced_accuracy", "cv_f1_macro"})
 
 
 @dataclass
@@ -71,24 +64,6 @@ class Evaluation:
     def objective(self, name: str) -> float:
         """A backtest mean by metric name, or the total fit or predict seconds."""
         return self.backtest_scores[name] if name in self.backtest_scores else float(getattr(self, name))
-
-
-def objective_names(optimized_metric: str | list[str], task: str = "forecasting") -> list[str]:
-    """The objectives named by ``optimized_metric`` (a list for multi-objective searches),
-    checked against what the dataset's task computes, before any training."""
-    names = [optimized_metric] if isinstance(optimized_metric, str) else list(optimized_metric)
-    allowed = OBJECTIVES.get(task, OBJECTIVES["forecasting"])
-    for name in names:
-        if name not in allowed:
-            raise BadInput("optimized_metric", name, f"unknown metric for {task}.", ", ".join(allowed))
-    if not names:
-        raise BadInput("optimized_metric", names, "names no metric.", ", ".join(allowed))
-    return names
-
-
-def greater_is_better(metric: str) -> bool:
-    """Direction of a metric name (``cv_accuracy`` up, ``mase`` down)."""
-    return metric in GREATER_IS_BETTER
 
 
 def make_splitter(series_length: int, dataset_cfg: DictConfig) -> ExpandingWindowSplitter:

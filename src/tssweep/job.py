@@ -27,6 +27,7 @@ from tssweep import (
     plots,
     preprocess,
     pruning,
+    redact,
     tracking,
 )
 
@@ -39,7 +40,7 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     hydra_cfg = HydraConfig.get()
     choices = checks.group_choices(hydra_cfg.runtime.choices)
     objectives = checks.check_job_config(cfg, choices)
-    overrides = tracking.redact_overrides(list(hydra_cfg.overrides.task))
+    overrides = redact.redact_overrides(list(hydra_cfg.overrides.task))
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     task = cfg.dataset.task
     _share_cores(cfg, hydra_cfg)

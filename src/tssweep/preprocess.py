@@ -71,25 +71,28 @@ def check_applicable(preprocess_cfg: DictConfig, series: pd.Series, option: str)
     offending values, before any model is fitted. ``option`` is the group option
     chosen (``log``), for the message.
     """
+    broken = breaking_step(preprocess_cfg, series)
+    if broken is not None:
+        step, reason = broken
+        low = float(series.min())
+        needs_positive = " It needs a strictly positive series." if low <= 0 else ""
+        raise BadInput(
+            "preprocess", option,
+            f"step {step!r} cannot transform this series ({reason}; its minimum is {low:g}).{needs_positive}",
+            "a preprocessing without log, Box-Cox or multiplicative steps, e.g. none, detrend,"
+            " deseasonalize, difference",
+        )
+
+
+def breaking_step(preprocess_cfg: DictConfig, series: pd.Series) -> tuple[str, str] | None:
+    """The first step that cannot transform ``series``, with why; None if all can."""
     transformed = series
     for name, transformer in build_transformers(preprocess_cfg):
         try:
-            with np.errstate(all="ignore"):  # the infinities are reported below, once
+            with np.errstate(all="ignore"):  # the infinities are reported, once
                 transformed = transformer.fit_transform(transformed)
         except Exception as err:  # whatever the transformer raises, the data is the cause
-            raise _not_applicable(series, option, name, f"{type(err).__name__}: {err}") from err
-        values = np.asarray(transformed, dtype=float)
-        if not np.isfinite(values).all():
-            raise _not_applicable(series, option, name, "it produced infinite or missing values")
-
-
-def _not_applicable(series: pd.Series, option: str, step: str, reason: str) -> BadInput:
-    low = float(series.min())
-    needs_positive = " It needs a strictly positive series." if low <= 0 else ""
-    return BadInput(
-        "preprocess", option,
-        f"step {step!r} cannot transform this series ({reason}; its minimum is {low:g}).{needs_positive}",
-        "a preprocessing without log, Box-Cox or multiplicative steps, e.g. none, detrend,"
-        " deseasonalize, difference",
-    )
-
+            return name, f"{type(err).__name__}: {err}"
+        if not np.isfinite(np.asarray(transformed, dtype=float)).all():
+            return name, "it produced infinite or missing values"
+    return None

@@ -9,6 +9,11 @@ database itself (so it holds across machines); on SQLite a lock file next to the
 database (one machine, as SQLite is). Other storages get no lock, and a shared search
 there may overshoot ``n_trials`` by up to one batch per extra process.
 
+Each process that searches the study says so in the study's user attributes
+(:func:`mark_search`, one ``tssweep.search.<host>-<pid>`` entry each, beaten with the
+trials' heartbeat), so the MLflow parent is closed by the last process to stop, even
+one that stops between two batches of another's (:func:`other_searches`).
+
 A process killed outright (``kill -9``, the OOM killer) leaves its trials RUNNING.
 :func:`open_storage` turns on Optuna's heartbeat, which :class:`Heartbeat` keeps
 beating for the trials in flight, so such trials are failed once their heartbeat is
@@ -20,17 +25,21 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
+import socket
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from tssweep.errors import BadInput
-from tssweep.tracking import redact_uri
+from tssweep.redact import redact_uri
 
 if TYPE_CHECKING:  # Optuna is imported by searches only
     import optuna
 
+SEARCH_ATTR_PREFIX = "tssweep.search."
 HEARTBEAT_SECONDS = 60
 # a trial whose process missed three heartbeats is taken for dead
 GRACE_SECONDS = 3 * HEARTBEAT_SECONDS
@@ -49,7 +58,7 @@ def lock(storage: str, study_name: str) -> Iterator[None]:
     if url.get_backend_name() == "postgresql":
         with _advisory_lock(storage, study_name):
             yield
-    elif url.get_backend_name() == "sqlite" and url.database and Path(url.database).parent.is_dir():
+    elif url.get_backend_name() == "sqlite" and url.database and _make_folder(Path(url.database).parent):
         with open(f"{url.database}.lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -58,6 +67,14 @@ def lock(storage: str, study_name: str) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
     else:
         yield
+
+
+def _make_folder(folder: Path) -> bool:
+    """Create a SQLite database's folder (``outputs/`` on a fresh clone), not its parents:
+    a mistyped path still fails, and is named, when the storage is opened."""
+    with contextlib.suppress(OSError):
+        folder.mkdir(exist_ok=True)
+    return folder.is_dir()
 
 
 @contextlib.contextmanager
@@ -97,22 +114,41 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage | str:
                                           grace_period=GRACE_SECONDS)
 
 
-def running_trials(storage: str, study_name: str) -> int:
-    """How many trials of the study are RUNNING now, in any process (0 if no study yet,
-    or if the storage cannot be read: then the caller closes what it holds)."""
+def search_key() -> str:
+    """This process's entry among the study's user attributes."""
+    return f"{SEARCH_ATTR_PREFIX}{socket.gethostname()}-{os.getpid()}"
+
+
+def mark_search(study: optuna.Study, done: bool) -> None:
+    """Record that this process searches the study (``done=False``, again at each beat)
+    or has stopped searching it."""
+    study.set_user_attr(search_key(), {"beat": time.time(), "done": done})
+
+
+def other_searches(storage: str, study_name: str) -> int:
+    """How many other processes still search the study: entries not done whose last beat
+    is within the grace period, or RUNNING trials of theirs (0 if no study yet, or if
+    the storage cannot be read: then the caller closes what it holds)."""
     import optuna
 
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except Exception:
         return 0
-    return len(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]))
+    now = time.time()
+    searching = sum(1 for key, entry in study.user_attrs.items()
+                    if key.startswith(SEARCH_ATTR_PREFIX) and key != search_key()
+                    and isinstance(entry, dict) and not entry.get("done")
+                    and now - float(entry.get("beat", 0)) < GRACE_SECONDS)
+    return searching or len(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]))
 
 
 class Heartbeat:
-    """Beat the heartbeat of the trials in flight, from a thread, while a batch runs."""
+    """Beat the heartbeat of the trials in flight and this process's search entry, from
+    a thread, while a batch runs."""
 
     def __init__(self, study: optuna.Study):
+        self._study = study
         self._storage = study._storage  # Optuna's own optimize() beats through it too
         self._trials: list[int] = []
         self._stop = threading.Event()
@@ -144,3 +180,5 @@ class Heartbeat:
         for trial_id in self._trials:
             with contextlib.suppress(Exception):  # a finished trial or a storage hiccup
                 self._storage.record_heartbeat(trial_id)
+        with contextlib.suppress(Exception):
+            mark_search(self._study, done=False)

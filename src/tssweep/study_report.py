@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from tssweep.tracking import redact_uri
+from tssweep.redact import redact_uri
 
 log = logging.getLogger(__name__)
 

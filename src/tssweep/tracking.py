@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -30,18 +29,21 @@ from mlflow.pyfunc import PythonModel
 from mlflow.pyfunc import save_model as save_pyfunc_model
 from omegaconf import DictConfig, OmegaConf
 
+from tssweep.redact import SECRET_KEY, redact_uri
+
 PARENT_RUN_ENV = "TSSWEEP_PARENT_RUN_ID"
 SWEEP_DIR_TAG = "tssweep.sweep_dir"
 ROLE_TAG = "tssweep.role"
 SWEPT_KEYS_TAG = "tssweep.swept_keys"
 STUDY_TAG = "tssweep.study"
 PARENT_TAG = "mlflow.parentRunId"
+# a child ended KILLED by the pruner, or by Ctrl-C / SIGTERM
+PRUNED_TAG = "pruned"
+INTERRUPTED_TAG = "interrupted"
 
 # MLflow's own batch limits per log_batch call
 _MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000
 _MAX_PARAM_LENGTH = 6000
-# config keys whose values are never logged
-_SECRET_KEY = re.compile(r"(?i)(password|passwd|token|secret|credential|(^|_)key$|api_?key)")
 _SERVER_TIMEOUT = 5.0
 # What a logged pipeline needs to be loaded again, pinned to what trained it; passing
 # them spares MLflow's requirement inference, which costs over a second per model.
@@ -106,21 +108,11 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
         if isinstance(node, Mapping):
             for key, value in node.items():
                 walk(value, f"{prefix}.{key}" if prefix else str(key))
-        elif not _SECRET_KEY.search(prefix.rsplit(".", 1)[-1]):  # scalars and lists
+        elif not SECRET_KEY.search(prefix.rsplit(".", 1)[-1]):  # scalars and lists
             flat[prefix] = redact_uri(str(node))[:_MAX_PARAM_LENGTH]
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return flat
-
-
-def redact_overrides(overrides: list[str]) -> list[str]:
-    """Command-line overrides safe to log: secret-looking values and URI passwords masked."""
-    safe = []
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        secret = sep and _SECRET_KEY.search(key.rsplit(".", 1)[-1])
-        safe.append(f"{key}=***" if secret else redact_uri(override))
-    return safe
 
 
 @lru_cache(maxsize=None)
@@ -223,12 +215,13 @@ def job_run(store: Store, overrides: list[str], default_name: str, tags: Mapping
     run_id = run.info.run_id
     try:
         yield TrackedRun(store, run_id, run_name)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
+        store.client.set_tag(run_id, INTERRUPTED_TAG, str(err) or "interrupted")
         store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
         raise
     except BaseException as err:
         if _is_pruned(err):
-            store.client.set_tag(run_id, "pruned", str(err))
+            store.client.set_tag(run_id, PRUNED_TAG, str(err))
             store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
         else:
             _log_failure(store, run_id, err)
@@ -285,11 +278,6 @@ def start_parent(store: Store, sweep_dir: str, run_name: str, swept_keys: list[s
 def study_key(storage: str, study_name: str) -> str:
     """What identifies an Optuna study across resumes: its name and where it is stored."""
     return f"{study_name} @ {redact_uri(storage)}"
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` with any password replaced by ``***``: safe to log."""
-    return re.sub(r"(//[^/:@\s]+):[^/@\s]*@", r"\1:***@", uri)
 
 
 def _check_server(uri: str, key: str) -> None:

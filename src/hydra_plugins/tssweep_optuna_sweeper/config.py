@@ -6,11 +6,10 @@ search runs.
 """
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
-from omegaconf import MISSING
 
 
 @dataclass
@@ -50,20 +49,30 @@ class PercentilePrunerConf:
 
 @dataclass
 class ResumableOptunaSweeperConf(OptunaSweeperConf):
-    """The plugin's options plus ``pruner``; ``max_failure_rate`` is judged over the
+    """The plugin's options plus tssweep's; ``max_failure_rate`` is judged over the
     whole search (once 5 trials have run) instead of per batch.
 
     Defaults differ from the plugin's where tssweep needs them to: one trial at a time
-    (``n_jobs=1``; raise it with a parallel launcher) and up to half the trials may fail
-    (``max_failure_rate=0.5``) before the search stops.
+    (``n_jobs=1``; raise it with a parallel launcher), up to half the trials may fail
+    (``max_failure_rate=0.5``) before the search stops, and ``direction`` left unset
+    follows the app's ``optimized_metric`` (``minimize`` for a metric tssweep does not
+    know, as in the plugin).
     """
 
     _target_: str = "hydra_plugins.tssweep_optuna_sweeper.sweeper.ResumableOptunaSweeper"
     defaults: List[Any] = field(default_factory=lambda: [{"sampler": "tssweep_tpe"},
                                                          {"pruner": "median"}])
+    direction: Any = None
     n_jobs: int = 1
     max_failure_rate: float = 0.5
-    pruner: Any = MISSING
+    pruner: Any = None
+    # Named search spaces, and the one to use (e.g. `space: ${dataset.task}`): its
+    # entries go after `params` and before the command line's.
+    spaces: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    space: Optional[str] = None
+    # Dotted path of `f(config, distributions) -> distributions`, called once before the
+    # first trial to leave out what cannot work (tssweep.hparams_search.drop_inapplicable).
+    search_space_filter: Optional[str] = None
 
 
 store = ConfigStore.instance()
