@@ -122,7 +122,8 @@ def wait_for_first_child(client, process, timeout=120):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_search_closes_everything_and_resumes(train, client, tmp_path, tracking_uri, signum):
-    search = ["-m", "hparams_search=catboost_optuna", "hydra.sweeper.n_trials=4"]
+    # trials of a few seconds, so the signal lands in the middle of the search
+    search = ["-m", "hparams_search=catboost_optuna", "hydra.sweeper.n_trials=4", "model.iterations=600"]
     process = start(tmp_path, tracking_uri, *search)
     wait_for_first_child(client, process)
     sent = time.monotonic()
@@ -135,13 +136,19 @@ def test_an_interrupted_search_closes_everything_and_resumes(train, client, tmp_
     assert "RUNNING" not in statuses and "KILLED" in statuses
     (parent,) = [r for r in runs if r.data.tags.get("tssweep.role") == "parent"]
     assert parent.info.status == "KILLED"
+    # interrupted, not pruned: both KILLED, told apart by tag on the children and the parent
+    interrupted = [r for r in runs if "interrupted" in r.data.tags]
+    assert interrupted and not [r for r in interrupted if "pruned" in r.data.tags]
+    assert parent.data.metrics["n_interrupted"] == len(interrupted)
+    assert parent.data.metrics["n_pruned"] == sum("pruned" in r.data.tags for r in runs)
     storage = f"sqlite:///{tmp_path}/outputs/optuna.db"
     study = optuna.load_study(study_name="catboost_optuna-airline", storage=storage)
     assert "RUNNING" not in [t.state.name for t in study.trials]
 
     train(*search)  # the same command resumes and completes the search
     study = optuna.load_study(study_name="catboost_optuna-airline", storage=storage)
-    counted = [t for t in study.trials if not t.user_attrs.get("interrupted")]
+    counted = [t for t in study.trials if not t.user_attrs.get("interrupted")
+               and "duplicate_of" not in t.user_attrs]
     assert len(counted) == 4 and all(t.state.name in ("COMPLETE", "PRUNED") for t in counted)
     runs = runs_of(client)
     assert [r.info.run_id for r in runs if r.data.tags.get("tssweep.role") == "parent"] == [parent.info.run_id]

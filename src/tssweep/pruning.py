@@ -24,8 +24,8 @@ def fold_reporter(cfg: DictConfig, sweeper_cfg: DictConfig | None) -> FoldReport
     trial_number = cfg.get("optuna_trial")
     if trial_number is None or sweeper_cfg is None or not sweeper_cfg.get("storage"):
         return None
-    if OmegaConf.is_list(sweeper_cfg.get("direction")):
-        return None
+    if OmegaConf.is_list(cfg.optimized_metric) or OmegaConf.is_list(sweeper_cfg.get("direction")):
+        return None  # multi-objective: Optuna cannot prune
     pruner = instantiate(sweeper_cfg.pruner) if sweeper_cfg.get("pruner") else None
     storage = optuna.storages.get_storage(sweeper_cfg.storage)
     study = optuna.load_study(study_name=sweeper_cfg.study_name, storage=storage, pruner=pruner)

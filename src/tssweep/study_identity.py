@@ -44,7 +44,8 @@ def of_sweep(config: DictConfig, swept_keys: Iterable[str]) -> dict[str, str]:
     swept = {key.lstrip("+~") for key in swept_keys}
     task_cfg = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     task = str(task_cfg.dataset.task)
-    metric = OmegaConf.to_container(OmegaConf.create({"m": task_cfg.optimized_metric}))["m"]
+    metric = task_cfg.optimized_metric
+    metric = OmegaConf.to_container(metric, resolve=True) if OmegaConf.is_config(metric) else metric
     identity = {"dataset.task": task,
                 "dataset": str(config.hydra.runtime.choices.get("dataset")),
                 "optimized_metric": metric if isinstance(metric, str) else ",".join(metric)}

@@ -44,6 +44,7 @@ import itertools
 import logging
 import math
 import warnings
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -172,7 +173,7 @@ class ResumableSearch(OptunaSweeperImpl):
                 raise SearchStopped(
                     f"Search stopped: {failed} of {ran} trials failed, more than "
                     f"hydra.sweeper.max_failure_rate={self.max_failure_rate}. Last error: "
-                    f"{last_error}. Each failed job's traceback is in its log (and, with "
+                    f"{last_error.rstrip('.')}. Each failed job's traceback is in its log (and, with "
                     "tssweep, on its MLflow run); fix the cause, or raise the rate, and run "
                     "the same command again to resume.")
 
@@ -223,14 +224,18 @@ class ResumableSearch(OptunaSweeperImpl):
     def _join(self, study: optuna.Study, distributions: Dict[str, BaseDistribution],
               fixed: Dict[str, Any], is_grid: bool) -> None:
         """This process's first ask: reseed a sampler joining a study that holds trials;
-        on a fresh study, enqueue the config as it stands as trial 0."""
+        enqueue the config as it stands, unless a trial of it ran, runs or waits (trial 0
+        of a fresh study)."""
         self._joined = True
         trials = study.get_trials(deepcopy=False)
         if trials:
             self._reseed(study, len(trials))
-        elif not is_grid and distributions:  # the grid tries every setting anyway
+        tried = any(FROM_CONFIG in t.user_attrs and (_counts(t) or t.state == TrialState.WAITING)
+                    for t in trials)
+        # again after an interrupted trial 0; the grid tries every setting anyway
+        if not tried and not is_grid and distributions:
             current, outside = self._current_setting(distributions)
-            if current:
+            if current and _setting(current) not in _held_settings(study):
                 study.enqueue_trial(current, user_attrs={FROM_CONFIG: True})
                 log.info("Trial 0 tries the config as it stands: %s%s", _show(current),
                          f" (not in the search space, so sampled: {_show(outside)})" if outside else "")
@@ -367,7 +372,7 @@ class ResumableSearch(OptunaSweeperImpl):
     def _optimized_metric(self) -> Any:
         """The app's ``optimized_metric`` (a name or a list), or None if it has none."""
         value = OmegaConf.select(self.config, "optimized_metric", default=None)
-        return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
     def _lock(self):
         """The study's cross-process lock; none for an in-memory study."""
@@ -434,7 +439,9 @@ class ResumableSearch(OptunaSweeperImpl):
             results = {"name": "optuna", "solutions": [
                 {"params": t.params, "values": t.values} for t in study.best_trials]}
             log.info("Pareto front of %d trials", len(study.best_trials))
-        OmegaConf.save(OmegaConf.create(results), f"{self.config.hydra.sweep.dir}/optimization_results.yaml")
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # no job ran: a resume had nothing to do
+        OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
 
 
 class _Absent:

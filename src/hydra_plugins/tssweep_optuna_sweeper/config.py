@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+from omegaconf import MISSING
 
 
 @dataclass
@@ -65,7 +66,7 @@ class ResumableOptunaSweeperConf(OptunaSweeperConf):
     direction: Any = None
     n_jobs: int = 1
     max_failure_rate: float = 0.5
-    pruner: Any = None
+    pruner: Any = MISSING
     # Named search spaces, and the one to use (e.g. `space: ${dataset.task}`): its
     # entries go after `params` and before the command line's.
     spaces: Dict[str, Dict[str, str]] = field(default_factory=dict)
