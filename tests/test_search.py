@@ -2,8 +2,10 @@
 parallel trials, Pareto fronts and refused search spaces, on real SQLite studies."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
@@ -118,6 +120,37 @@ def test_two_processes_on_one_study_run_n_trials_all_distinct(tmp_path, tracking
         sorted(t.number for t in trials)
 
 
+def test_a_process_interrupted_while_another_searches_leaves_the_parent_open(tmp_path, tracking_uri, client):
+    command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *FAST, "model.iterations=600",
+               "hparams_search=catboost_optuna", "hydra.sweeper.n_trials=8",
+               "hydra.sweeper.study_name=shared", f"paths.output_dir={tmp_path}/outputs"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+    def start(n):
+        return subprocess.Popen([*command, f"hydra.sweep.dir={tmp_path}/sweep-{n}"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = start(1)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "sweep-1" / "0").is_dir():  # its first trial runs
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    second = start(2)
+    while not (tmp_path / "sweep-2" / "0").is_dir():  # and the second process's
+        assert second.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=60) == 130
+    assert second.poll() is None, "the second search ended before the first was interrupted"
+    (parent,), _ = split(runs_of(client))
+    assert parent.info.status == "RUNNING"  # the second process still searches under it
+    assert second.wait(timeout=600) == 0, second.communicate()[0][-3000:]
+    (parent,), children = split(runs_of(client))
+    assert parent.info.status == "FINISHED"
+    trials = ran(study_of(tmp_path, "shared"))
+    assert len(trials) == 8 and len(set(settings(trials))) == 8
+    assert parent.data.metrics["n_interrupted"] == sum("interrupted" in c.data.tags for c in children) >= 1
+
+
 def test_a_changed_setup_is_refused_on_resume_before_any_run(train, client, tmp_path):
     train("-m", "hparams_search=catboost_optuna", "hydra.sweeper.n_trials=2")
     (parent,), _ = split(runs_of(client))
@@ -204,7 +237,9 @@ def test_no_choice_left_for_the_data_stops_the_search(train, client, tmp_path):
     assert process.returncode == 1 and "Traceback" not in process.stderr
     assert "hydra.sweeper.params.preprocess=['log', 'boxcox']: no choice can transform dataset=pbs" \
         in process.stderr
-    assert not study_of(tmp_path, "catboost_optuna-pbs").trials
+    # before anything exists: no study, no run
+    assert not (tmp_path / "outputs" / "optuna.db").exists()
+    assert client.get_experiment_by_name("tssweep") is None
 
 
 @pytest.mark.parametrize("overrides, metric, direction", [

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tssweep import (
     checks,
+    hparams_search,
     interrupts,
     objectives,
     plots,
@@ -43,6 +44,7 @@ from tssweep.errors import BadInput
 log = logging.getLogger(__name__)
 
 SWEEPER_TARGET = "hydra_plugins.tssweep_optuna_sweeper.sweeper.ResumableOptunaSweeper"
+FILTER = "tssweep.hparams_search.drop_inapplicable"
 
 
 class MlflowSweepCallback(Callback):
@@ -142,10 +144,16 @@ def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> tuple[list[s
     task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
     objective_names = checks.check_job_config(task, checks.group_choices(config.hydra.runtime.choices),
                                               frozenset(swept_keys))
+    search_params = _search_params(config)
     checks.check_sweep([*config.hydra.overrides.task,
-                        *(f"{key}={value}" for key, value in _search_params(config).items())])
+                        *(f"{key}={value}" for key, value in search_params.items())])
     if config.hydra.sweeper.get("_target_") != SWEEPER_TARGET:
         return objective_names, []
+    if config.hydra.sweeper.get("search_space_filter") == FILTER:
+        command_line = {o.key_or_group: o.input_line.split("=", 1)[1] for o in
+                        OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+                        if o.is_sweep_override()}
+        hparams_search.refuse_if_nothing_applies(config, {**search_params, **command_line})
     direction = config.hydra.sweeper.get("direction")
     direction = OmegaConf.to_container(direction) if OmegaConf.is_config(direction) else direction
     return objective_names, objectives.search_directions(direction, objective_names)

@@ -32,25 +32,53 @@ def drop_inapplicable(config: DictConfig, distributions: dict) -> dict:
     from optuna.distributions import CategoricalDistribution
 
     searched = distributions.get("preprocess")
-    if not isinstance(searched, CategoricalDistribution) or config.dataset.task != "forecasting" \
-            or any(name.lstrip("+~").startswith("dataset") for name in distributions):
+    if not isinstance(searched, CategoricalDistribution) or \
+            not _applies(config, [name.lstrip("+~") for name in distributions]):
         return distributions
-    series = dataset.load_series(config.dataset)
-    kept, dropped = applicable_preprocessing(config, [str(c) for c in searched.choices], series)
-    name = config.hydra.runtime.choices.get("dataset", "?")
-    low = float(series.min())
-    note = f" (its minimum is {low:g}; log, Box-Cox and multiplicative steps need a series > 0)" \
-        if low <= 0 else ""
-    if not kept:
-        raise BadInput("hydra.sweeper.params.preprocess", list(searched.choices),
-                       f"no choice can transform dataset={name}{note}: {_reasons(dropped)}.",
-                       "none, detrend, deseasonalize, difference (no log, Box-Cox or "
-                       "multiplicative steps)")
+    kept, dropped, why = _narrow(config, [str(c) for c in searched.choices])
     if dropped:
         log.warning("Left out of the search space, as they cannot transform dataset=%s%s: %s",
-                    name, note, _reasons(dropped))
+                    _dataset(config), why, _reasons(dropped))
     return {**distributions, "preprocess": CategoricalDistribution([c for c in searched.choices
                                                                     if str(c) in kept])}
+
+
+def refuse_if_nothing_applies(config: DictConfig, search_params: dict[str, str]) -> None:
+    """Stop a search none of whose ``preprocess`` choices can transform the data, before
+    any run exists (the sweep callback calls it; ``search_params`` is the search space
+    as ``key -> override value``, the command line's sweeps included)."""
+    text = search_params.get("preprocess")
+    if text is None or not _applies(config, list(search_params)):
+        return
+    (override,) = OverridesParser.create().parse_overrides([f"preprocess={text}"])
+    if override.is_choice_sweep():
+        _narrow(config, [str(option) for option in override.sweep_string_iterator()])
+
+
+def _applies(config: DictConfig, searched_keys: list[str]) -> bool:
+    """Whether the filter has work to do: a forecasting dataset that is not searched."""
+    return config.dataset.task == "forecasting" and \
+        not any(key == "dataset" or key.startswith("dataset.") for key in searched_keys)
+
+
+def _narrow(config: DictConfig, options: list[str]) -> tuple[list[str], dict[str, str], str]:
+    """The options that can transform the sweep's series, those that cannot (with why),
+    and a note on the series; raises when none is left."""
+    series = dataset.load_series(config.dataset)
+    kept, dropped = applicable_preprocessing(config, options, series)
+    low = float(series.min())
+    why = f" (its minimum is {low:g}; log, Box-Cox and multiplicative steps need a series > 0)" \
+        if low <= 0 else ""
+    if not kept:
+        raise BadInput("hydra.sweeper.params.preprocess", options,
+                       f"no choice can transform dataset={_dataset(config)}{why}: {_reasons(dropped)}.",
+                       "none, detrend, deseasonalize, difference (no log, Box-Cox or "
+                       "multiplicative steps)")
+    return kept, dropped, why
+
+
+def _dataset(config: DictConfig) -> str:
+    return str(config.hydra.runtime.choices.get("dataset", "?"))
 
 
 def applicable_preprocessing(config: DictConfig, options: list[str],
@@ -62,9 +90,13 @@ def applicable_preprocessing(config: DictConfig, options: list[str],
     parser = OverridesParser.create()
     fixed = [o.input_line for o in parser.parse_overrides(list(config.hydra.overrides.task))
              if not o.is_sweep_override() and o.key_or_group != "preprocess"]
+    known = loader.get_group_options("preprocess")
     kept: list[str] = []
     dropped: dict[str, str] = {}
     for option in options:
+        if option not in known:
+            raise BadInput("hydra.sweeper.params.preprocess", option,
+                           "is not an option of the config group 'preprocess'.", ", ".join(known))
         job_cfg = loader.load_sweep_config(config, [*fixed, f"preprocess={option}"])
         with warnings.catch_warnings():  # sktime's notices on building forecasters: jobs log them
             warnings.simplefilter("ignore", FutureWarning)
