@@ -355,7 +355,7 @@ def test_a_bad_search_stops_before_any_trial(train, client, tmp_path, override, 
                     check=False)
     assert process.returncode == 1
     assert fragment in process.stderr and "Traceback" not in process.stderr
-    # refused by the callback: no run at all; by the sweeper: the parent alone, closed
-    experiment = client.get_experiment_by_name("tssweep")
-    runs = runs_of(client) if experiment else []
-    assert [r.info.status for r in runs] in ([], ["FAILED"])
+    # refused before any run: no experiment, no run, no trial
+    assert client.get_experiment_by_name("tssweep") is None
+    db = tmp_path / "outputs" / "optuna.db"
+    assert not db.exists() or not optuna.get_all_study_summaries(f"sqlite:///{db}")

@@ -149,14 +149,25 @@ def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> tuple[list[s
                         *(f"{key}={value}" for key, value in search_params.items())])
     if config.hydra.sweeper.get("_target_") != SWEEPER_TARGET:
         return objective_names, []
-    if config.hydra.sweeper.get("search_space_filter") == FILTER:
-        command_line = {o.key_or_group: o.input_line.split("=", 1)[1] for o in
-                        OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-                        if o.is_sweep_override()}
-        hparams_search.refuse_if_nothing_applies(config, {**search_params, **command_line})
+    _refuse_bad_search_space(config)
     direction = config.hydra.sweeper.get("direction")
     direction = OmegaConf.to_container(direction) if OmegaConf.is_config(direction) else direction
     return objective_names, objectives.search_directions(direction, objective_names)
+
+
+def _refuse_bad_search_space(config: DictConfig) -> None:
+    """The search space parsed as tssweep's Optuna sweeper will parse it (unknown keys
+    and options, malformed ranges), and narrowed as it will be, so that a space that
+    cannot work stops the command before any run exists."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra_plugins.tssweep_optuna_sweeper._impl import search_entries, search_space
+
+    sweeper = config.hydra.sweeper
+    entries = search_entries(sweeper.get("params"), sweeper.get("spaces"), sweeper.get("space"),
+                             list(config.hydra.overrides.task))
+    distributions, _, _ = search_space(entries, config, GlobalHydra.instance().config_loader())
+    if sweeper.get("search_space_filter") == FILTER:
+        hparams_search.refuse_if_nothing_applies(config, distributions)
 
 
 def _search_params(config: DictConfig) -> dict:

@@ -43,16 +43,15 @@ def drop_inapplicable(config: DictConfig, distributions: dict) -> dict:
                                                                     if str(c) in kept])}
 
 
-def refuse_if_nothing_applies(config: DictConfig, search_params: dict[str, str]) -> None:
-    """Stop a search none of whose ``preprocess`` choices can transform the data, before
-    any run exists (the sweep callback calls it; ``search_params`` is the search space
-    as ``key -> override value``, the command line's sweeps included)."""
-    text = search_params.get("preprocess")
-    if text is None or not _applies(config, list(search_params)):
-        return
-    (override,) = OverridesParser.create().parse_overrides([f"preprocess={text}"])
-    if override.is_choice_sweep():
-        _narrow(config, [str(option) for option in override.sweep_string_iterator()])
+def refuse_if_nothing_applies(config: DictConfig, distributions: dict) -> None:
+    """Stop a search none of whose ``preprocess`` choices can transform the data; the
+    sweep callback calls it on the parsed search space, before any run exists."""
+    from optuna.distributions import CategoricalDistribution
+
+    searched = distributions.get("preprocess")
+    if isinstance(searched, CategoricalDistribution) and \
+            _applies(config, [name.lstrip("+~") for name in distributions]):
+        _narrow(config, [str(c) for c in searched.choices])
 
 
 def _applies(config: DictConfig, searched_keys: list[str]) -> bool:
@@ -87,16 +86,11 @@ def applicable_preprocessing(config: DictConfig, options: list[str],
     that cannot (option -> why), each composed from the sweep's ``config`` as its jobs
     will be."""
     loader = GlobalHydra.instance().config_loader()
-    parser = OverridesParser.create()
-    fixed = [o.input_line for o in parser.parse_overrides(list(config.hydra.overrides.task))
+    fixed = [o.input_line for o in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
              if not o.is_sweep_override() and o.key_or_group != "preprocess"]
-    known = loader.get_group_options("preprocess")
     kept: list[str] = []
     dropped: dict[str, str] = {}
     for option in options:
-        if option not in known:
-            raise BadInput("hydra.sweeper.params.preprocess", option,
-                           "is not an option of the config group 'preprocess'.", ", ".join(known))
         job_cfg = loader.load_sweep_config(config, [*fixed, f"preprocess={option}"])
         with warnings.catch_warnings():  # sktime's notices on building forecasters: jobs log them
             warnings.simplefilter("ignore", FutureWarning)

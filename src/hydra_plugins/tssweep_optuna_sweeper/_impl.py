@@ -45,7 +45,7 @@ import logging
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import optuna
@@ -117,8 +117,9 @@ class ResumableSearch(OptunaSweeperImpl):
     # ---------------------------------------------------------------- the loop
     def sweep(self, arguments: List[str]) -> None:
         self._process_searchspace_config()
-        distributions, fixed, grid = self._search_space(
-            [*self._parse_sweeper_params_config(), *self._named_space(), *arguments])
+        distributions, fixed, grid = search_space(
+            search_entries(self.params, self.spaces, self.space, arguments), self.config,
+            self.hydra_context.config_loader, self.search_space_distributions)
         if self.search_space_filter:
             distributions = get_method(self.search_space_filter)(self.config, distributions)
         is_grid = isinstance(self.sampler, functools.partial) and \
@@ -303,71 +304,6 @@ class ResumableSearch(OptunaSweeperImpl):
                                     f"{type(err).__name__}: {err}"[:1000])
                 _tell(study, trial, TrialState.FAIL, None)
 
-    # -------------------------------------------------------- the search space
-    def _named_space(self) -> List[str]:
-        """The entries of ``spaces[space]``, after ``params`` and before the command line."""
-        if self.space is None:
-            return []
-        names = list(self.spaces or {})
-        if self.space not in names:
-            raise BadInput("hydra.sweeper.space", self.space, "names no entry of hydra.sweeper.spaces.",
-                           ", ".join(names) or "(spaces is empty)")
-        return [f"{key!s}={value}" for key, value in self.spaces[self.space].items()]
-
-    def _search_space(self, params: List[str]) -> Tuple[Dict[str, BaseDistribution], Dict[str, Any],
-                                                        Dict[str, list]]:
-        """Parse the search space entry by entry, so a bad one is named in the message; a
-        later entry for a key replaces an earlier one. Also returns the grid values of
-        Hydra ranges (``range(1,3)`` is 1, 2)."""
-        parser = OverridesParser.create()
-        distributions: Dict[str, BaseDistribution] = dict(
-            (name, _current(dist)) for name, dist in (self.search_space_distributions or {}).items())
-        fixed: Dict[str, Any] = {}
-        grid: Dict[str, list] = {}
-        for param in params:
-            key, _, text = param.partition("=")
-            try:
-                (override,) = parser.parse_overrides([param])
-                value = _distribution(override)
-            except BadInput:
-                raise
-            except Exception as err:  # Hydra's grammar or Optuna's range checks
-                raise BadInput(f"hydra.sweeper.params.{key}", text,
-                               f"is not a valid search space ({err}).",
-                               "choice(a,b,...), range(start,stop,step), interval(low,high), "
-                               "tag(log, interval(low,high)), int(interval(low,high))") from err
-            name = override.get_key_element()
-            self._check_key(name, value, text)
-            distributions.pop(name, None)
-            fixed.pop(name, None)
-            grid.pop(name, None)
-            if isinstance(value, BaseDistribution):
-                distributions[name] = value
-                if override.is_range_sweep():
-                    grid[name] = _range_values(override)
-            else:
-                fixed[name] = value
-        return distributions, fixed, grid
-
-    def _check_key(self, key: str, value: Any, text: str) -> None:
-        """The key must be a config key or a config group, and choices of a group real options."""
-        if key.startswith(("+", "~")) or key.startswith("hydra."):
-            return
-        loader = self.hydra_context.config_loader
-        options = loader.get_group_options(key)
-        if options:
-            choices = value.choices if isinstance(value, CategoricalDistribution) else [value]
-            unknown = [c for c in choices if str(c) not in options]
-            if unknown:
-                raise BadInput(f"hydra.sweeper.params.{key}", unknown[0],
-                               f"is not an option of the config group {key!r}.", ", ".join(options))
-            return
-        if OmegaConf.select(_task_config(self.config), key, default=_Absent) is _Absent:
-            raise BadInput(f"hydra.sweeper.params.{key}", text,
-                           "names no key of the composed config (check the spelling with "
-                           "`python src/train.py --cfg job`).",
-                           "a config key such as model.depth, or a config group such as preprocess")
-
     # ------------------------------------------------------------------ the study
     def _optimized_metric(self) -> Any:
         """The app's ``optimized_metric`` (a name or a list), or None if it has none."""
@@ -446,6 +382,80 @@ class ResumableSearch(OptunaSweeperImpl):
 
 class _Absent:
     """Sentinel for a key missing from the config, or a value outside a distribution."""
+
+
+def search_entries(params: Optional[Mapping[str, Any]], spaces: Optional[Mapping[str, Any]],
+                   space: Optional[str], arguments: Sequence[str]) -> List[str]:
+    """The search space as override strings, in the order they apply: ``params``, then
+    the entries of ``spaces[space]``, then the command line's ``arguments``."""
+    named: List[str] = []
+    if space is not None:
+        names = list(spaces or {})
+        if space not in names:
+            raise BadInput("hydra.sweeper.space", space, "names no entry of hydra.sweeper.spaces.",
+                           ", ".join(names) or "(spaces is empty)")
+        named = [f"{key!s}={value}" for key, value in spaces[space].items()]
+    return [*(f"{key!s}={value}" for key, value in (params or {}).items()), *named, *arguments]
+
+
+def search_space(entries: Sequence[str], config: DictConfig, config_loader: Any,
+                 base: Optional[Dict[str, BaseDistribution]] = None
+                 ) -> Tuple[Dict[str, BaseDistribution], Dict[str, Any], Dict[str, list]]:
+    """Parse the search space entry by entry, so a bad one is named in the message; a
+    later entry for a key replaces an earlier one. Returns the distributions (after
+    ``base``, the deprecated ``search_space`` config's), the fixed values and the grid
+    values of Hydra ranges (``range(1,3)`` is 1, 2).
+
+    The sweep callback runs it too, before any run exists, so a bad search space stops
+    the command with nothing made.
+    """
+    parser = OverridesParser.create()
+    distributions = {name: _current(dist) for name, dist in (base or {}).items()}
+    fixed: Dict[str, Any] = {}
+    grid: Dict[str, list] = {}
+    for entry in entries:
+        key, _, text = entry.partition("=")
+        try:
+            (override,) = parser.parse_overrides([entry])
+            value = _distribution(override)
+        except BadInput:
+            raise
+        except Exception as err:  # Hydra's grammar or Optuna's range checks
+            raise BadInput(f"hydra.sweeper.params.{key}", text,
+                           f"is not a valid search space ({err}).",
+                           "choice(a,b,...), range(start,stop,step), interval(low,high), "
+                           "tag(log, interval(low,high)), int(interval(low,high))") from err
+        name = override.get_key_element()
+        _check_key(name, value, text, config, config_loader)
+        distributions.pop(name, None)
+        fixed.pop(name, None)
+        grid.pop(name, None)
+        if isinstance(value, BaseDistribution):
+            distributions[name] = value
+            if override.is_range_sweep():
+                grid[name] = _range_values(override)
+        else:
+            fixed[name] = value
+    return distributions, fixed, grid
+
+
+def _check_key(key: str, value: Any, text: str, config: DictConfig, config_loader: Any) -> None:
+    """The key must be a config key or a config group, and choices of a group real options."""
+    if key.startswith(("+", "~")) or key.startswith("hydra."):
+        return
+    options = config_loader.get_group_options(key)
+    if options:
+        choices = value.choices if isinstance(value, CategoricalDistribution) else [value]
+        unknown = [c for c in choices if str(c) not in options]
+        if unknown:
+            raise BadInput(f"hydra.sweeper.params.{key}", unknown[0],
+                           f"is not an option of the config group {key!r}.", ", ".join(options))
+        return
+    if OmegaConf.select(_task_config(config), key, default=_Absent) is _Absent:
+        raise BadInput(f"hydra.sweeper.params.{key}", text,
+                       "names no key of the composed config (check the spelling with "
+                       "`python src/train.py --cfg job`).",
+                       "a config key such as model.depth, or a config group such as preprocess")
 
 
 def _task_config(config: DictConfig) -> DictConfig:
