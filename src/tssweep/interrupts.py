@@ -9,8 +9,10 @@ flight failed, and the sweep callback closes the parent as KILLED on the way out
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+from types import FrameType
 
 _received: list[int] = []
 
@@ -37,9 +39,33 @@ def signal_name() -> str:
     return signal.Signals(_received[0]).name if _received else "Ctrl-C"
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if _inside_catboost_callback(frame):
+        # an exception raised in Python code that CatBoost's Cython calls back into is
+        # swallowed there, and CatBoost then crashes (SIGSEGV): deliver the signal again
+        # once CatBoost is back in its own code
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
     _received.append(signum)
     # only the first signal interrupts: a second Ctrl-C must not cut short the
     # clean-up that closes the runs
     if len(_received) == 1:
         raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+def _inside_catboost_callback(frame: FrameType | None) -> bool:
+    """Whether ``frame`` is Python code called from inside CatBoost (a frame of the
+    catboost package further up, but not this one). CatBoost's own frames, where its
+    training loop checks for signals, take the interrupt as usual."""
+    if frame is None or _is_catboost(frame):
+        return False
+    outer = frame.f_back
+    while outer is not None:
+        if _is_catboost(outer):
+            return True
+        outer = outer.f_back
+    return False
+
+
+def _is_catboost(frame: FrameType) -> bool:
+    return f"{os.sep}catboost{os.sep}" in frame.f_code.co_filename
