@@ -3,11 +3,13 @@ seasonal naive baseline."""
 
 import numpy as np
 import pytest
+from catboost import CatBoostError
 from sktime.forecasting.naive import NaiveForecaster
 
 from tssweep.dataset import load_series
 from tssweep.errors import BadInput
-from tssweep.model import build_model, feature_importances
+from tssweep.evaluate import evaluate, first_training_points
+from tssweep.model import build_model, check_window, feature_importances, longest_window
 
 FAST = ("model.iterations=40", "model.depth=3")
 
@@ -72,3 +74,23 @@ def test_importances_are_found_behind_the_preprocessing(compose_cfg):
     pipeline = wrap_forecaster(cfg.preprocess, build_model(cfg.model))
     fit_predict(pipeline, load_series(cfg.dataset))
     assert sorted(feature_importances(pipeline)) == sorted(f"lag_{lag}" for lag in range(1, 13))
+
+
+@pytest.mark.parametrize("strategy", ["recursive", "direct"])
+def test_the_longest_window_fits_and_one_more_is_refused_before_fitting(compose_cfg, strategy):
+    # shampoo_sales: 36 months, horizon 3, 3 folds 3 apart: the first fold trains on 24
+    cfg = compose_cfg("dataset=shampoo_sales", f"model.strategy={strategy}", "model.iterations=10")
+    series = load_series(cfg.dataset)
+    points = first_training_points(len(series), cfg.dataset)
+    longest = longest_window(strategy, points, 3)
+    assert (points, longest) == (24, 22 if strategy == "recursive" else 20)
+    cfg.model.window_length = longest
+    check_window(cfg.model, points, 3)
+    scores = evaluate(build_model(cfg.model), series, cfg.dataset)  # sktime fits it
+    assert len(scores.fold_scores) == 3
+    cfg.model.window_length = longest + 1
+    with pytest.raises(BadInput, match=f"model.window_length={longest + 1}: the first backtest fold "
+                                       f"trains on 24 points.*Allowed: an integer from 1 to {longest}"):
+        check_window(cfg.model, points, 3)
+    with pytest.raises(CatBoostError, match="All features are either constant"):  # one row left
+        evaluate(build_model(cfg.model), series, cfg.dataset)

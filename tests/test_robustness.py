@@ -59,6 +59,8 @@ BAD_INPUTS = {
     # data: the job's run is created, then ends FAILED with the reason
     "horizon too long": (None, ["dataset.horizon=60"], "the series has 144 points, too few"),
     "log of zeros": (None, ["dataset=pbs", "preprocess=log"], "preprocess='log': step 'log' cannot transform this series"),
+    "window longer than the data": (None, ["dataset=shampoo_sales", "model.window_length=24"],
+                                    "model.window_length=24: the first backtest fold trains on 24 points"),
     "missing file": csv_case(None),
     "empty file": csv_case(""),
     "header only": csv_case("month,sales\n"),

@@ -219,7 +219,7 @@ def test_the_default_preset_runs_on_the_dataset_as_it_stands(train, client, tmp_
     assert len(study.trials) == 6 and "FAIL" not in {t.state.name for t in study.trials}
     preprocessings = {t.params["preprocess"] for t in study.trials}
     if task == "forecasting":  # pbs holds zeros: no log or Box-Cox step was drawn
-        assert "Left out of the search space, as they cannot transform dataset=pbs" in process.stdout
+        assert "Left out of the search space, as they cannot work on dataset=pbs" in process.stdout
         assert "preprocess=log " in process.stdout and "preprocess=boxcox " in process.stdout
         assert not preprocessings & {"log", "boxcox", "log_deseasonalize_detrend"}
         assert all("model.window_length" in t.params for t in study.trials)
@@ -229,6 +229,19 @@ def test_the_default_preset_runs_on_the_dataset_as_it_stands(train, client, tmp_
         assert study.directions == [optuna.study.StudyDirection.MAXIMIZE]
     _, children = split(runs_of(client))
     assert {c.info.status for c in children} <= {"FINISHED", "KILLED"} and len(children) == 6
+
+
+def test_windows_the_data_cannot_hold_are_left_out(train, client, tmp_path):
+    process = train("-m", "hparams_search=catboost_optuna", "dataset=shampoo_sales",
+                    "hydra/sweeper/sampler=random", "hydra.sweeper.n_trials=8")
+    assert "model.window_length above 22 (the first backtest fold trains on 24 points" in process.stdout
+    study = study_of(tmp_path, "catboost_optuna-shampoo_sales")
+    assert len(study.trials) == 8 and "FAIL" not in {t.state.name for t in study.trials}
+    assert max(t.params["model.window_length"] for t in study.trials) <= 22
+    process = train("-m", "hparams_search=catboost_optuna", "dataset=shampoo_sales",
+                    "model.window_length=int(interval(23,30))", "hydra.sweeper.study_name=long", check=False)
+    assert process.returncode == 1 and "no window fits dataset=shampoo_sales" in process.stderr
+    assert len(runs_of(client)) == 9  # the first search's parent and children, nothing more
 
 
 def test_no_choice_left_for_the_data_stops_the_search(train, client, tmp_path):

@@ -66,6 +66,12 @@ class Evaluation:
         return self.backtest_scores[name] if name in self.backtest_scores else float(getattr(self, name))
 
 
+def first_training_points(series_length: int, dataset_cfg: DictConfig) -> int:
+    """How many points the first (shortest) backtest fold trains on."""
+    horizon, folds = int(dataset_cfg.horizon), int(dataset_cfg.backtest.folds)
+    return series_length - 2 * horizon - (folds - 1) * int(dataset_cfg.backtest.step)
+
+
 def make_splitter(series_length: int, dataset_cfg: DictConfig) -> ExpandingWindowSplitter:
     """Expanding-window backtest over the data before the holdout, checked for length.
 
@@ -91,7 +97,7 @@ def make_splitter(series_length: int, dataset_cfg: DictConfig) -> ExpandingWindo
             f"{min_train}; it needs at least {needed}.",
             "fewer folds, a smaller dataset.horizon or dataset.backtest.step, or a longer series",
         )
-    initial_window = series_length - horizon - horizon - (folds - 1) * step
+    initial_window = first_training_points(series_length, dataset_cfg)
     return ExpandingWindowSplitter(fh=np.arange(1, horizon + 1), initial_window=initial_window,
                                    step_length=step)
 

@@ -1,10 +1,13 @@
 """The ``hparams_search`` config group's Python side: a search tries only what can work.
 
 ``conf/hparams_search/<name>.yaml`` presets name :func:`drop_inapplicable` as their
-sweeper's ``search_space_filter``: before the first trial, the preprocessing choices
-that cannot transform the dataset's series (log, Box-Cox or multiplicative steps on a
-series with zeros or negatives) are left out of the space, with one line saying which
-and why, so no trial is spent failing on them.
+sweeper's ``search_space_filter``: before the first trial, what cannot work on the
+dataset's series is left out of the space, with one line saying what and why, so no
+trial is spent failing on it: preprocessing choices that cannot transform the series
+(log, Box-Cox or multiplicative steps on a series with zeros or negatives), and
+reduction windows longer than the first backtest fold can hold (a short series such as
+shampoo_sales). The sweep callback runs :func:`refuse_if_nothing_applies` first, so a
+search with nothing left stops before any run exists.
 """
 
 from __future__ import annotations
@@ -17,63 +20,96 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from tssweep import dataset, preprocess
+from tssweep import dataset, evaluate, model, preprocess
 from tssweep.errors import BadInput
 
 log = logging.getLogger(__name__)
 
 
 def drop_inapplicable(config: DictConfig, distributions: dict) -> dict:
-    """``distributions`` with the ``preprocess`` choices that break the series left out.
+    """``distributions`` without what cannot work on the sweep's series: ``preprocess``
+    choices that break it, and reduction windows longer than its first backtest fold
+    can hold (one line says what went and why).
 
-    ``config`` is the sweep's config. A classification dataset, a searched dataset
-    (each job checks its own) or a fixed preprocessing leave the space as it is.
+    ``config`` is the sweep's config. A classification dataset or a searched dataset
+    (each job checks its own) leave the space as it is.
     """
-    from optuna.distributions import CategoricalDistribution
-
-    searched = distributions.get("preprocess")
-    if not isinstance(searched, CategoricalDistribution) or \
-            not _applies(config, [name.lstrip("+~") for name in distributions]):
+    if not _applies(config, list(distributions)):
         return distributions
-    kept, dropped, why = _narrow(config, [str(c) for c in searched.choices])
-    if dropped:
-        log.warning("Left out of the search space, as they cannot transform dataset=%s%s: %s",
-                    _dataset(config), why, _reasons(dropped))
-    return {**distributions, "preprocess": CategoricalDistribution([c for c in searched.choices
-                                                                    if str(c) in kept])}
+    series = dataset.load_series(config.dataset)
+    for narrow in (_narrow_preprocess, _narrow_window):
+        distributions, dropped = narrow(config, distributions, series)
+        if dropped:
+            log.warning("Left out of the search space, as they cannot work on dataset=%s: %s",
+                        _dataset(config), dropped)
+    return distributions
 
 
 def refuse_if_nothing_applies(config: DictConfig, distributions: dict) -> None:
-    """Stop a search none of whose ``preprocess`` choices can transform the data; the
-    sweep callback calls it on the parsed search space, before any run exists."""
-    from optuna.distributions import CategoricalDistribution
-
-    searched = distributions.get("preprocess")
-    if isinstance(searched, CategoricalDistribution) and \
-            _applies(config, [name.lstrip("+~") for name in distributions]):
-        _narrow(config, [str(c) for c in searched.choices])
+    """Stop a search with nothing left to try on the data (every ``preprocess`` choice
+    breaks the series, or every window is too long); the sweep callback calls it on the
+    parsed search space, before any run exists."""
+    if _applies(config, list(distributions)):
+        series = dataset.load_series(config.dataset)
+        for narrow in (_narrow_preprocess, _narrow_window):
+            narrow(config, distributions, series)
 
 
 def _applies(config: DictConfig, searched_keys: list[str]) -> bool:
-    """Whether the filter has work to do: a forecasting dataset that is not searched."""
+    """Whether there is work to do: a forecasting dataset that is not searched."""
+    keys = [key.lstrip("+~") for key in searched_keys]
     return config.dataset.task == "forecasting" and \
-        not any(key == "dataset" or key.startswith("dataset.") for key in searched_keys)
+        not any(key == "dataset" or key.startswith("dataset.") for key in keys)
 
 
-def _narrow(config: DictConfig, options: list[str]) -> tuple[list[str], dict[str, str], str]:
-    """The options that can transform the sweep's series, those that cannot (with why),
-    and a note on the series; raises when none is left."""
-    series = dataset.load_series(config.dataset)
+def _narrow_preprocess(config: DictConfig, distributions: dict,
+                       series: pd.Series) -> tuple[dict, str]:
+    """The ``preprocess`` choices that can transform ``series``, and what went."""
+    from optuna.distributions import CategoricalDistribution
+
+    searched = distributions.get("preprocess")
+    if not isinstance(searched, CategoricalDistribution):
+        return distributions, ""
+    options = [str(c) for c in searched.choices]
     kept, dropped = applicable_preprocessing(config, options, series)
     low = float(series.min())
     why = f" (its minimum is {low:g}; log, Box-Cox and multiplicative steps need a series > 0)" \
         if low <= 0 else ""
+    reasons = _reasons(dropped)
     if not kept:
         raise BadInput("hydra.sweeper.params.preprocess", options,
-                       f"no choice can transform dataset={_dataset(config)}{why}: {_reasons(dropped)}.",
+                       f"no choice can transform dataset={_dataset(config)}{why}: {reasons}.",
                        "none, detrend, deseasonalize, difference (no log, Box-Cox or "
                        "multiplicative steps)")
-    return kept, dropped, why
+    narrowed = CategoricalDistribution([c for c in searched.choices if str(c) in kept])
+    return {**distributions, "preprocess": narrowed}, reasons + why if dropped else ""
+
+
+def _narrow_window(config: DictConfig, distributions: dict, series: pd.Series) -> tuple[dict, str]:
+    """``model.window_length`` up to the longest window the first backtest fold holds."""
+    from optuna.distributions import IntDistribution
+
+    searched = distributions.get("model.window_length")
+    if not isinstance(searched, IntDistribution) or config.model.get("task") != "forecasting":
+        return distributions, ""
+    evaluate.make_splitter(len(series), config.dataset)  # a series too short is named first
+    points = evaluate.first_training_points(len(series), config.dataset)
+    horizon = int(config.dataset.horizon)
+    # a searched strategy may draw direct, whose windows are shorter
+    strategy = "direct" if "model.strategy" in distributions else str(config.model.strategy)
+    longest = model.longest_window(strategy, points, horizon)
+    if searched.high <= longest:
+        return distributions, ""
+    why = (f"the first backtest fold trains on {points} points, which holds windows up to "
+           f"{longest} with the {strategy} strategy and horizon {horizon}")
+    if searched.low > longest:
+        raise BadInput("hydra.sweeper.params.model.window_length",
+                       f"{searched.low}..{searched.high}", f"no window fits dataset={_dataset(config)}: {why}.",
+                       f"windows from 1 to {longest}, or fewer backtest folds")
+    high = searched.low + (longest - searched.low) // searched.step * searched.step
+    narrowed = IntDistribution(searched.low, high, log=searched.log, step=searched.step)
+    return ({**distributions, "model.window_length": narrowed},
+            f"model.window_length above {high} ({why})")
 
 
 def _dataset(config: DictConfig) -> str:

@@ -97,6 +97,9 @@ def _forecast(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fo
     series = dataset.load_series(cfg.dataset)
     run.log(tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
     preprocess.check_applicable(cfg.preprocess, series, choices.get("preprocess", "?"))
+    evaluate.make_splitter(len(series), cfg.dataset)  # the backtest fits the series
+    model.check_window(cfg.model, evaluate.first_training_points(len(series), cfg.dataset),
+                       int(cfg.dataset.horizon))
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
     scores = evaluate.evaluate(pipeline, series, cfg.dataset, after_fold=after_fold)
 

@@ -31,6 +31,28 @@ def build_model(model_cfg: DictConfig):
     return instantiate(node, _convert_="all")
 
 
+def longest_window(strategy: str, training_points: int, horizon: int) -> int:
+    """The longest ``window_length`` a reduced CatBoost can fit on ``training_points``:
+    each training row takes the window and the steps it predicts (one for
+    ``recursive``, the horizon for ``direct``), and CatBoost needs two rows (one row
+    makes every feature constant)."""
+    return training_points - 1 - (horizon if strategy == "direct" else 1)
+
+
+def check_window(model_cfg: DictConfig, training_points: int, horizon: int) -> None:
+    """Refuse a reduction window the shortest backtest training window cannot hold,
+    before any fitting (sktime's own error comes deep inside it)."""
+    window = model_cfg.get("window_length")
+    if window is None or model_cfg.get("task") != "forecasting":
+        return
+    longest = longest_window(str(model_cfg.strategy), training_points, horizon)
+    if window > longest:
+        raise BadInput("model.window_length", window,
+                       f"the first backtest fold trains on {training_points} points, too few for "
+                       f"a window of {window} with the {model_cfg.strategy} strategy and horizon "
+                       f"{horizon}.", f"an integer from 1 to {longest}, or fewer backtest folds")
+
+
 def catboost(
     task: str,
     window_length: int,
