@@ -11,7 +11,7 @@ PORT ?= 5000
 # MLflow's usage telemetry stays off: no calls home, no files in $HOME.
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install install-stack sweep ui test stack-up stack-down stack-status stack-shell \
+.PHONY: install install-stack sweep ui test test-official stack-up stack-down stack-status stack-shell \
 	bench bench-pruning bench-classification bench-scale clean
 
 install: $(STAMP)
@@ -49,6 +49,11 @@ ui: install
 
 test: install-stack
 	$(PY) -m pytest
+
+# hydra-optuna-sweeper's own test file against tssweep's sweeper, from a checkout of
+# Hydra's repository: make test-official HYDRA=/path/to/hydra
+test-official: install
+	benchmarks/official_optuna_tests.sh $(HYDRA)
 
 # PostgreSQL, an MLflow server on it and a Ray head, all on 127.0.0.1 (Ray in a private
 # network namespace); data in outputs/stack/. See the README, "Scaling out".

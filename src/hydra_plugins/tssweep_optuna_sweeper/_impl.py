@@ -54,9 +54,11 @@ from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from hydra.utils import get_method, instantiate
-from hydra_plugins.hydra_optuna_sweeper._impl import (
+from hydra_plugins.hydra_optuna_sweeper._impl import (  # noqa: F401 (the last two re-exported)
     OptunaSweeperImpl,
     create_optuna_distribution_from_override,
+    create_optuna_distribution_from_config,
+    create_params_from_overrides,
 )
 from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import (
@@ -72,6 +74,13 @@ from tssweep.errors import BadInput
 from tssweep.redact import redact_uri
 
 log = logging.getLogger(__name__)
+
+# The plugin's module-level helpers stay reachable here, as they are (code written
+# against hydra_optuna_sweeper._impl runs against this module); the search itself uses
+# _distribution, which keeps Hydra's range semantics.
+__all__ = ["ResumableSearch", "SearchStopped", "search_entries", "search_space",
+           "create_optuna_distribution_from_config", "create_optuna_distribution_from_override",
+           "create_params_from_overrides"]
 
 TRIAL_OVERRIDE = "+optuna_trial"
 INTERRUPTED = "interrupted"
