@@ -165,7 +165,7 @@ def _refuse_bad_search_space(config: DictConfig) -> None:
     sweeper = config.hydra.sweeper
     entries = search_entries(sweeper.get("params"), sweeper.get("spaces"), sweeper.get("space"),
                              list(config.hydra.overrides.task))
-    distributions, _, _ = search_space(entries, config, GlobalHydra.instance().config_loader())
+    distributions, _ = search_space(entries, config, GlobalHydra.instance().config_loader())
     if sweeper.get("search_space_filter") == FILTER:
         hparams_search.refuse_if_nothing_applies(config, distributions)
 

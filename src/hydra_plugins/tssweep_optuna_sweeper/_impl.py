@@ -126,7 +126,7 @@ class ResumableSearch(OptunaSweeperImpl):
     # ---------------------------------------------------------------- the loop
     def sweep(self, arguments: List[str]) -> None:
         self._process_searchspace_config()
-        distributions, fixed, grid = search_space(
+        distributions, fixed = search_space(
             search_entries(self.params, self.spaces, self.space, arguments), self.config,
             self.hydra_context.config_loader, self.search_space_distributions)
         if self.search_space_filter:
@@ -134,8 +134,7 @@ class ResumableSearch(OptunaSweeperImpl):
         is_grid = isinstance(self.sampler, functools.partial) and \
             self.sampler.func is optuna.samplers.GridSampler
         if is_grid:
-            grid = {name: grid.get(name) or _grid_values(name, dist)
-                    for name, dist in distributions.items()}
+            grid = {name: _grid_values(name, dist) for name, dist in distributions.items()}
             self.sampler = self.sampler(grid)
             self.n_trials = min(self.n_trials, math.prod(len(values) for values in grid.values()))
         directions = objectives.search_directions(self.direction, self._optimized_metric())
@@ -409,11 +408,11 @@ def search_entries(params: Optional[Mapping[str, Any]], spaces: Optional[Mapping
 
 def search_space(entries: Sequence[str], config: DictConfig, config_loader: Any,
                  base: Optional[Dict[str, BaseDistribution]] = None
-                 ) -> Tuple[Dict[str, BaseDistribution], Dict[str, Any], Dict[str, list]]:
+                 ) -> Tuple[Dict[str, BaseDistribution], Dict[str, Any]]:
     """Parse the search space entry by entry, so a bad one is named in the message; a
     later entry for a key replaces an earlier one. Returns the distributions (after
-    ``base``, the deprecated ``search_space`` config's), the fixed values and the grid
-    values of Hydra ranges (``range(1,3)`` is 1, 2).
+    ``base``, the deprecated ``search_space`` config's) and the fixed values; a Hydra
+    range keeps its meaning (``range(1,3)`` is 1, 2).
 
     The sweep callback runs it too, before any run exists, so a bad search space stops
     the command with nothing made.
@@ -421,7 +420,6 @@ def search_space(entries: Sequence[str], config: DictConfig, config_loader: Any,
     parser = OverridesParser.create()
     distributions = {name: _current(dist) for name, dist in (base or {}).items()}
     fixed: Dict[str, Any] = {}
-    grid: Dict[str, list] = {}
     for entry in entries:
         key, _, text = entry.partition("=")
         try:
@@ -438,14 +436,11 @@ def search_space(entries: Sequence[str], config: DictConfig, config_loader: Any,
         _check_key(name, value, text, config, config_loader)
         distributions.pop(name, None)
         fixed.pop(name, None)
-        grid.pop(name, None)
         if isinstance(value, BaseDistribution):
             distributions[name] = value
-            if override.is_range_sweep():
-                grid[name] = _range_values(override)
         else:
             fixed[name] = value
-    return distributions, fixed, grid
+    return distributions, fixed
 
 
 def _check_key(key: str, value: Any, text: str, config: DictConfig, config_loader: Any) -> None:
@@ -476,7 +471,7 @@ def _distribution(override: Override) -> Any:
     """The Optuna distribution of one search-space entry (or its fixed value), in
     Optuna's current classes, with a Hydra range's stop excluded as Hydra excludes it."""
     if override.is_range_sweep() and not override.value().shuffle:
-        values = _range_values(override)
+        values = list(override.sweep_iterator())  # what Hydra's own sweep tries: stop excluded
         if not values:
             raise BadInput(f"hydra.sweeper.params.{override.get_key_element()}",
                            override.get_value_element_as_str(), "is an empty range.",
@@ -489,11 +484,6 @@ def _distribution(override: Override) -> Any:
         # the plugin builds Optuna's pre-3.0 distributions: converted below
         warnings.simplefilter("ignore", FutureWarning)
         return _current(create_optuna_distribution_from_override(override))
-
-
-def _range_values(override: Override) -> list:
-    """What Hydra's sweep of ``range(start, stop, step)`` tries: the stop excluded."""
-    return list(override.sweep_iterator())
 
 
 def _current(value: Any) -> Any:
