@@ -262,8 +262,8 @@ def test_no_choice_left_for_the_data_stops_the_search(train, client, tmp_path):
      "cv_log_loss", "MINIMIZE"),
     (["hparams_search=catboost_optuna", "dataset=unit_test", "optimized_metric=cv_f1_macro"],
      "cv_f1_macro", "MAXIMIZE"),
-    (["hydra/sweeper=tssweep_optuna", "dataset=unit_test", "preprocess=choice(summary,catch22)",
-      f"hydra.sweeper.study_name=plain"], "cv_accuracy", "MAXIMIZE"),
+    (["hydra/sweeper=tssweep_optuna", "dataset=unit_test", "preprocess=choice(summary,catch22)"],
+     "cv_accuracy", "MAXIMIZE"),
 ])
 def test_the_metric_sets_the_direction(train, client, tmp_path, overrides, metric, direction):
     storage = f"hydra.sweeper.storage=sqlite:///{tmp_path}/outputs/optuna.db"

@@ -105,4 +105,4 @@ def check_study(storage: str, study_name: str, identity: dict[str, str],
         if stored_directions != list(directions):
             raise BadInput("hydra.sweeper.direction", list(directions),
                            f"study {study_name!r} was created to {stored_directions}.",
-                           f"the study's directions, or a new hydra.sweeper.study_name")
+                           "the study's directions, or a new hydra.sweeper.study_name")
