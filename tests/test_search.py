@@ -121,7 +121,7 @@ def test_two_processes_on_one_study_run_n_trials_all_distinct(tmp_path, tracking
 
 
 def test_a_process_interrupted_while_another_searches_leaves_the_parent_open(tmp_path, tracking_uri, client):
-    command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *FAST, "model.iterations=600",
+    command = [sys.executable, str(ROOT / "src" / "train.py"), "-m", *FAST, "model.iterations=1000",
                "hparams_search=catboost_optuna", "hydra.sweeper.n_trials=8",
                "hydra.sweeper.study_name=shared", f"paths.output_dir={tmp_path}/outputs"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -129,17 +129,14 @@ def test_a_process_interrupted_while_another_searches_leaves_the_parent_open(tmp
     def start(n):
         return subprocess.Popen([*command, f"hydra.sweep.dir={tmp_path}/sweep-{n}"], cwd=tmp_path, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    first = start(1)
+    first, second = start(1), start(2)
     deadline = time.monotonic() + 120
-    while not (tmp_path / "sweep-1" / "0").is_dir():  # its first trial runs
-        assert first.poll() is None and time.monotonic() < deadline
-        time.sleep(0.2)
-    second = start(2)
-    while not (tmp_path / "sweep-2" / "0").is_dir():  # and the second process's
-        assert second.poll() is None and time.monotonic() < deadline
-        time.sleep(0.2)
+    while not ((tmp_path / "sweep-1" / "0").is_dir() and (tmp_path / "sweep-2" / "0").is_dir()):
+        assert first.poll() is None and second.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)  # until both run a trial
     first.send_signal(signal.SIGINT)
-    assert first.wait(timeout=60) == 130
+    output = first.communicate(timeout=60)[0]
+    assert first.returncode == 130, output[-5000:]
     assert second.poll() is None, "the second search ended before the first was interrupted"
     (parent,), _ = split(runs_of(client))
     assert parent.info.status == "RUNNING"  # the second process still searches under it
@@ -148,7 +145,8 @@ def test_a_process_interrupted_while_another_searches_leaves_the_parent_open(tmp
     assert parent.info.status == "FINISHED"
     trials = ran(study_of(tmp_path, "shared"))
     assert len(trials) == 8 and len(set(settings(trials))) == 8
-    assert parent.data.metrics["n_interrupted"] == sum("interrupted" in c.data.tags for c in children) >= 1
+    # the child in flight, if the signal did not land between two jobs
+    assert parent.data.metrics["n_interrupted"] == sum("interrupted" in c.data.tags for c in children)
 
 
 def test_a_changed_setup_is_refused_on_resume_before_any_run(train, client, tmp_path):
@@ -272,7 +270,7 @@ def test_the_metric_sets_the_direction(train, client, tmp_path, overrides, metri
     assert [d.name for d in study.directions] == [direction] and study.metric_names == [metric]
     (parent,), _ = split(runs_of(client))
     best = max if direction == "MAXIMIZE" else min
-    assert parent.data.metrics[f"best_{metric}"] == pytest.approx(best(t.value for t in study.trials))
+    assert parent.data.metrics[f"best_{metric}"] == pytest.approx(best(t.value for t in ran(study)))
 
 
 def test_a_direction_against_the_metric_is_refused_before_any_run(train, client, tmp_path):
