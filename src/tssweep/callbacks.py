@@ -1,8 +1,12 @@
 """The Hydra callback that makes a multirun one MLflow parent run with nested children.
 
 Registered in ``conf/hydra/default.yaml``. ``on_multirun_start`` runs once in the main
-process before any job: it creates the store (so parallel workers never race to create
-a fresh SQLite schema) and the parent run. At the end the parent gets the ranking of its
+process before any job. First it refuses what cannot work, so nothing is left
+half-made: the job checks on every value the sweep will try and, for tssweep's Optuna
+sweeper, the search space (parsed by the sweeper's own parser, narrowed to the data),
+the directions against the metric, and a study whose stored setup differs
+(``tssweep.study_identity``). Then it creates the store (so parallel workers never race
+to create a fresh SQLite schema) and the parent run. At the end the parent gets the ranking of its
 children and a verdict on the winner. Hydra skips ``on_multirun_end`` when a job
 failed, so the same closing step is also registered with ``atexit``: the parent is
 closed, with its summary, however the sweep ends.
