@@ -48,6 +48,31 @@ def test_csv_reads_a_period_indexed_series(tmp_path, compose_cfg):
     assert series.iloc[0] == 101 and len(series) == 12 and series.name == "sales"
 
 
+@pytest.mark.parametrize("stamps, freq, first, last", [
+    ([1700 + i for i in range(12)], "Y", "1700", "1711"),  # sunspots-style integer years
+    ([f"{1981 + i // 4} Q{i % 4 + 1}" for i in range(12)], "Q", "1981Q1", "1983Q4"),  # R's yearquarter
+    ([f"{1981 + i // 4}-Q{i % 4 + 1}" for i in range(12)], "Q", "1981Q1", "1983Q4"),
+    ([f"1939 {m}" for m in "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()], "M",
+     "1939-01", "1939-12"),  # R's yearmonth
+    ([f"2024-{m:02d}" for m in range(1, 13)], "M", "2024-01", "2024-12"),
+    ([f"1981 W{w:02d}" for w in range(1, 13)], "W", "1980-12-29/1981-01-04", "1981-03-16/1981-03-22"),
+    ([f"2024-01-{d:02d}" for d in range(1, 13)], "D", "2024-01-01", "2024-01-12"),
+    ([f"2024-01-01 {h:02d}:00" for h in range(12)], "h", "2024-01-01 00:00", "2024-01-01 11:00"),
+])
+def test_csv_time_columns_as_people_export_them(tmp_path, stamps, freq, first, last):
+    path = write_csv(tmp_path, "t,y\n" + "".join(f"{stamp},{i}\n" for i, stamp in enumerate(stamps)))
+    series = read_csv_series(path, "t", "y", freq)
+    assert (str(series.index[0]), str(series.index[-1])) == (first, last)
+    assert len(series) == 12 and list(series) == list(range(12))
+
+
+def test_whole_number_years_need_a_yearly_frequency(tmp_path):
+    path = write_csv(tmp_path, "year,y\n" + "".join(f"{1700 + i},{i}\n" for i in range(12)))
+    with pytest.raises(BadInput, match="dataset.freq='M': the time column 'year' holds whole numbers, "
+                                       "which are read as years. Allowed: Y"):
+        read_csv_series(path, "year", "y", "M")
+
+
 @pytest.mark.parametrize("text, kwargs, key, fragment", [
     (None, {}, "dataset.path", "no such file"),
     ("", {}, "dataset.path", "cannot be read"),

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +58,9 @@ def read_csv_series(path: str, time_column: str, target: str, freq: str) -> pd.S
     path : str
         The CSV file; relative paths are taken from the directory you run in.
     time_column : str
-        Column with the timestamps (anything ``pd.to_datetime`` parses).
+        Column with the timestamps: dates or datetimes, months (``2024-03``,
+        ``1939 Jan``), quarters (``1981 Q1``), ISO weeks (``1981 W01``) or whole-number
+        years (``1700``).
     target : str
         Numeric column to forecast.
     freq : str
@@ -77,21 +81,60 @@ def read_csv_series(path: str, time_column: str, target: str, freq: str) -> pd.S
     if not pd.api.types.is_numeric_dtype(values):
         raise BadInput("dataset.target", target, "the column is not numeric.",
                        _allowed_columns(frame.select_dtypes("number").columns))
-    try:
-        stamps = pd.to_datetime(frame[time_column], errors="raise")
-    except (ValueError, TypeError) as err:
-        raise BadInput("dataset.time_column", time_column,
-                       f"its values cannot be parsed as timestamps ({err}).",
-                       "a column of dates or datetimes, e.g. 2024-01 or 2024-01-31") from err
-    try:
-        index = pd.PeriodIndex(stamps, freq=freq)
-    except (ValueError, TypeError) as err:
-        raise BadInput("dataset.freq", freq, "is not a pandas period frequency.",
-                       "D, W, M, Q, Y, h, min and their multiples such as 2h") from err
+    index = _periods(frame[time_column], time_column, freq)
     series = pd.Series(values.to_numpy(dtype=float), index=index, name=target)
     _check_index(series, time_column, freq)
     _check_target(series, "dataset.target", target)
     return series
+
+
+# "1981 Q1", "1981-Q1", "1981q1": R's yearquarter and fpp3 exports; pandas reads "1981Q1"
+_QUARTER = re.compile(r"^(\d{4})\s*[-/ ]?\s*[Qq]([1-4])$")
+# "1981 W01", "1981-W01": R's yearweek (ISO weeks)
+_WEEK = re.compile(r"^(\d{4})\s*[-/ ]?\s*[Ww](\d{1,2})$")
+
+
+def _periods(column: pd.Series, time_column: str, freq: str) -> pd.PeriodIndex:
+    """The time column as periods of ``freq``, from the ways people write time: dates and
+    datetimes, ``2024-03``, ``1939 Jan``, ``1981 Q1``, ``1981 W01``, and whole-number
+    years (``1700``, which pandas alone would read as nanoseconds since 1970)."""
+    try:
+        probe = pd.Period("2000-01-01", freq=freq)
+    except (ValueError, TypeError) as err:
+        raise BadInput("dataset.freq", freq, "is not a pandas period frequency.",
+                       "D, W, M, Q, Y, h, min and their multiples such as 2h") from err
+    if _whole_numbers(column):
+        if not probe.freqstr.startswith(("Y", "A")):
+            raise BadInput("dataset.freq", freq, f"the time column {time_column!r} holds whole "
+                           "numbers, which are read as years.", "Y (or dates in the column)")
+        return pd.PeriodIndex([pd.Period(year=int(year), freq=freq) for year in column], freq=freq)
+    text = column.astype(str).str.strip()
+    for pattern, spell in ((_QUARTER, "{}Q{}"), (_WEEK, None)):
+        parts = text.str.extract(pattern)
+        if len(text) and parts.notna().all(axis=None):
+            if spell is not None:
+                text = pd.Series([spell.format(*row) for row in parts.itertuples(index=False)])
+            else:  # the Monday of each ISO week
+                text = pd.Series([pd.Timestamp.fromisocalendar(int(y), int(w), 1).strftime("%Y-%m-%d")
+                                  for y, w in parts.itertuples(index=False)])
+            break
+    try:
+        with warnings.catch_warnings():  # element-wise parsing ("1939 Jan") is meant here
+            warnings.filterwarnings("ignore", message="Could not infer format")
+            stamps = pd.to_datetime(text, errors="raise")
+    except (ValueError, TypeError) as err:
+        raise BadInput("dataset.time_column", time_column,
+                       f"its values cannot be parsed as timestamps ({err}).",
+                       "a column of dates or datetimes (2024-01-31), months (2024-03, 1939 Jan), "
+                       "quarters (1981 Q1), ISO weeks (1981 W01) or whole-number years") from err
+    return pd.PeriodIndex(stamps, freq=freq)
+
+
+def _whole_numbers(column: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(column) or not pd.api.types.is_numeric_dtype(column):
+        return False
+    values = column.to_numpy(dtype=float)
+    return bool(np.isfinite(values).all() and (values == np.round(values)).all())
 
 
 def fingerprint(data: pd.Series | pd.DataFrame, labels: np.ndarray | None = None) -> str:
