@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 STACK_STAMP := $(VENV)/.stack-installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 5000
+STORE ?= sqlite:///$(CURDIR)/outputs/mlflow.db
 
 # MLflow's usage telemetry stays off: no calls home, no files in $HOME.
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -41,11 +42,12 @@ sweep: install
 	@echo "  the verdict:    cat outputs/multiruns/*/summary/summary.md | tail"
 	@echo "  the dashboard:  make ui   (then open http://$(HOST):$(PORT)/#/experiments/1/runs)"
 
+# One server process (uvicorn, one worker) with no job consumers and no line per request.
 ui: install
 	@echo "Runs: http://$(HOST):$(PORT)/#/experiments/1/runs (MLflow 3 opens on its GenAI view;"
 	@echo "the runs are under 'Model training' / 'Training runs', sweeps as expandable parents)"
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow.db \
-		--host $(HOST) --port $(PORT) --workers 1
+	exec env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri $(STORE) \
+		--host $(HOST) --port $(PORT) --workers 1 --uvicorn-opts "--no-access-log"
 
 test: install-stack
 	$(PY) -m pytest

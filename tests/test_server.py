@@ -70,3 +70,37 @@ def test_a_sweep_against_a_tracking_server(train, mlflow_server):
     assert {"forecast.png", "model", "config.yaml"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
     assert "summary.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert child.data.params["tracking.uri"] == mlflow_server
+
+
+def test_make_ui_is_one_lean_server_on_loopback(tmp_path, train):
+    train("preprocess=detrend")  # a store with one run to show
+    port = free_port()
+    ui = subprocess.Popen(["make", "-s", "-C", str(Path(__file__).resolve().parents[1]), "ui",
+                           f"PORT={port}", f"STORE=sqlite:///{tmp_path}/mlflow.db"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          start_new_session=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=2).close()
+                break
+            except OSError:
+                assert ui.poll() is None and time.monotonic() < deadline, "make ui did not come up"
+                time.sleep(0.5)
+        for _ in range(10):  # the runs page and the calls it makes
+            urllib.request.urlopen(f"{uri}/", timeout=5).close()
+            urllib.request.urlopen(f"{uri}/ajax-api/2.0/mlflow/experiments/search?max_results=10",
+                                   timeout=5).close()
+        group = subprocess.run(["pgrep", "-g", str(os.getpgid(ui.pid)), "-a"],
+                               capture_output=True, text=True).stdout.splitlines()
+        servers = [line for line in group if "mlflow" in line and " make " not in f" {line} "]
+        # the mlflow command and its one uvicorn server: no job consumers, no extra workers
+        assert len(servers) == 2 and sum("-m uvicorn" in line for line in servers) == 1, group
+        with socket.socket() as probe:  # loopback only
+            assert probe.connect_ex(("127.0.0.1", port)) == 0
+    finally:
+        os.killpg(os.getpgid(ui.pid), signal.SIGTERM)
+        output = ui.communicate(timeout=30)[0]
+    assert "GET /" not in output and len(output.splitlines()) < 20, output
