@@ -62,7 +62,8 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     # an Optuna trial's overrides are all its hyperparameters: too long for a name
     name = f"trial {cfg.optuna_trial}" if cfg.get("optuna_trial") is not None else None
     with tracking.job_run(store, overrides, default_name, tags, sweep_dir, name) as run:
-        params = {key: value for key, value in tracking.flatten(cfg).items() if key != "optuna_trial"}
+        params = {key: value for key, value in tracking.flatten(cfg).items()
+                  if key != "optuna_trial" and key not in _OPTION_METADATA}
         run.log(params={**params, **{f"{group}.name": option for group, option in choices.items()}})
         (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         folds_done: list[dict] = []
@@ -145,6 +146,11 @@ def _classify(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fo
             step_metrics={f"fold_cv_{name}": scores.fold_scores[name].tolist()
                           for name in classification.METRICS})
     return scores
+
+
+# what a group option declares about itself for the checks (which tasks it serves, what
+# it reads or makes), not a setting of the model or the preprocessing: never a param
+_OPTION_METADATA = frozenset({"model.tasks", "model.input", "preprocess.tasks", "preprocess.output"})
 
 
 def _show(values: dict[str, float]) -> str:
