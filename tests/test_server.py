@@ -18,6 +18,19 @@ from conftest import free_port
 pytestmark = pytest.mark.slow
 
 
+def wait_for_health(uri, process, what):
+    """Until the server at ``uri`` answers /health; fail if ``process`` ends or 90 s pass."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
+            return
+        except OSError:
+            assert process.poll() is None, f"{what} ended: {process.communicate()[-1]}"[-2000:]
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.5)
+
+
 @pytest.fixture
 def mlflow_server(tmp_path):
     port = free_port()
@@ -32,15 +45,7 @@ def mlflow_server(tmp_path):
              "MLFLOW_DISABLE_TELEMETRY": "true"})
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read()[-2000:]
-                assert time.monotonic() < deadline, "mlflow server did not start"
-                time.sleep(0.5)
+        wait_for_health(uri, server, "mlflow server")
         yield uri
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -81,14 +86,7 @@ def test_make_ui_is_one_lean_server_on_loopback(tmp_path, train):
                           start_new_session=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-                break
-            except OSError:
-                assert ui.poll() is None and time.monotonic() < deadline, "make ui did not come up"
-                time.sleep(0.5)
+        wait_for_health(uri, ui, "make ui")
         for _ in range(10):  # the runs page and the calls it makes
             urllib.request.urlopen(f"{uri}/", timeout=5).close()
             urllib.request.urlopen(f"{uri}/ajax-api/2.0/mlflow/experiments/search?max_results=10",

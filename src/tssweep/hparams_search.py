@@ -18,7 +18,7 @@ import warnings
 import pandas as pd
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from tssweep import dataset, evaluate, model, preprocess
 from tssweep.errors import BadInput
@@ -34,25 +34,40 @@ def drop_inapplicable(config: DictConfig, distributions: dict) -> dict:
     ``config`` is the sweep's config. A classification dataset or a searched dataset
     (each job checks its own) leave the space as it is.
     """
-    if not _applies(config, list(distributions)):
-        return distributions
-    series = dataset.load_series(config.dataset)
-    for narrow in (_narrow_preprocess, _narrow_window):
-        distributions, dropped = narrow(config, distributions, series)
-        if dropped:
-            log.warning("Left out of the search space, as they cannot work on dataset=%s: %s",
-                        _dataset(config), dropped)
-    return distributions
+    narrowed, dropped = _narrowed(config, distributions)
+    for what in dropped:
+        log.warning("Left out of the search space, as they cannot work on dataset=%s: %s",
+                    _dataset(config), what)
+    return narrowed
 
 
 def refuse_if_nothing_applies(config: DictConfig, distributions: dict) -> None:
     """Stop a search with nothing left to try on the data (every ``preprocess`` choice
     breaks the series, or every window is too long); the sweep callback calls it on the
     parsed search space, before any run exists."""
-    if _applies(config, list(distributions)):
+    _narrowed(config, distributions)
+
+
+# The callback checks the space, then the sweeper narrows the same one, in the same
+# process: the data are loaded and each choice composed and fitted once.
+_NARROWED: dict[tuple, tuple[dict, list[str]]] = {}
+
+
+def _narrowed(config: DictConfig, distributions: dict) -> tuple[dict, list[str]]:
+    """The space narrowed to the data, and a line for each narrowing; raises when
+    nothing is left."""
+    if not _applies(config, list(distributions)):
+        return distributions, []
+    key = (OmegaConf.to_yaml(config.dataset, resolve=True), tuple(config.hydra.overrides.task),
+           repr(sorted(distributions.items())))
+    if key not in _NARROWED:
         series = dataset.load_series(config.dataset)
+        narrowed, dropped = distributions, []
         for narrow in (_narrow_preprocess, _narrow_window):
-            narrow(config, distributions, series)
+            narrowed, what = narrow(config, narrowed, series)
+            dropped += [what] if what else []
+        _NARROWED[key] = narrowed, dropped
+    return _NARROWED[key]
 
 
 def _applies(config: DictConfig, searched_keys: list[str]) -> bool:

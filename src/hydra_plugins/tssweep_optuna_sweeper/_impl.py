@@ -198,12 +198,14 @@ class ResumableSearch(OptunaSweeperImpl):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             optuna.storages.fail_stale_trials(study)  # trials of a process that died
+            wanted = min(self.n_trials - _counted(study), self.n_jobs)
+            if wanted <= 0:
+                return []
             if not self._joined:
                 self._join(study, distributions, fixed, is_grid)
             if self.storage is not None:
                 shared_study.mark_search(study, done=False)
             held = _held_settings(study)
-            wanted = min(self.n_trials - _counted(study), self.n_jobs)
             batch: List[Tuple[optuna.Trial, Sequence[str]]] = []
             repeats = 0
             while len(batch) < wanted:
@@ -290,7 +292,7 @@ class ResumableSearch(OptunaSweeperImpl):
                          held: Dict[tuple, int]) -> None:
         """The sampler keeps repeating the study: queue a setting it has not tried, drawn
         at random (seeded by the trial count) from the finite space."""
-        if math.prod(len(_grid_values(n, d)) for n, d in distributions.items()) > _LARGEST_SPACE_TO_WALK:
+        if (_space_size(distributions) or 0) > _LARGEST_SPACE_TO_WALK:
             return
         names = list(distributions)
         untried = [setting for setting in itertools.product(*(_grid_values(n, distributions[n]) for n in names))
@@ -512,19 +514,9 @@ def _grid_values(name: str, distribution: BaseDistribution) -> list:
 
 def _space_size(distributions: Dict[str, BaseDistribution]) -> Optional[int]:
     """How many settings a finite space holds; None for a space with a continuous entry."""
-    size = 1
-    for distribution in distributions.values():
-        if isinstance(distribution, CategoricalDistribution):
-            size *= len(distribution.choices)
-        elif isinstance(distribution, IntDistribution) and not distribution.log:
-            size *= (distribution.high - distribution.low) // distribution.step + 1
-        elif isinstance(distribution, IntDistribution):
-            size *= distribution.high - distribution.low + 1
-        elif isinstance(distribution, FloatDistribution) and distribution.step is not None:
-            size *= int(round((distribution.high - distribution.low) / distribution.step)) + 1
-        else:
-            return None
-    return size
+    if any(isinstance(d, FloatDistribution) and d.step is None for d in distributions.values()):
+        return None
+    return math.prod(len(_grid_values(name, d)) for name, d in distributions.items())
 
 
 def _in_distribution(distribution: BaseDistribution, value: Any) -> Any:
