@@ -34,7 +34,7 @@ BARE_LOOP = """
 import json, sys, time
 from omegaconf import OmegaConf
 from sktime.datasets import load_airline
-from tssweep.evaluate import evaluate
+from tssweep.forecast_evaluation import evaluate_forecaster
 from tssweep.model import catboost
 
 dataset = OmegaConf.load(sys.argv[2] + "/conf/dataset/airline.yaml")
@@ -49,7 +49,7 @@ for seed in range(int(sys.argv[1])):
         rsm=None, border_count=None,
         iterations=model.iterations, depth=model.depth, learning_rate=model.learning_rate,
         l2_leaf_reg=model.l2_leaf_reg, seed=seed, thread_count=thread_count)
-    evaluate(forecaster, series, dataset)
+    evaluate_forecaster(forecaster, series, dataset)
     seconds.append(time.perf_counter() - start)
 print(json.dumps(seconds))
 """

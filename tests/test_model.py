@@ -8,7 +8,7 @@ from sktime.forecasting.naive import NaiveForecaster
 
 from tssweep.dataset import load_series
 from tssweep.errors import BadInput
-from tssweep.evaluate import evaluate, first_training_points
+from tssweep.forecast_evaluation import evaluate_forecaster, first_training_points
 from tssweep.model import build_model, check_window, feature_importances, longest_window
 
 FAST = ("model.iterations=40", "model.depth=3")
@@ -86,11 +86,11 @@ def test_the_longest_window_fits_and_one_more_is_refused_before_fitting(compose_
     assert (points, longest) == (24, 22 if strategy == "recursive" else 20)
     cfg.model.window_length = longest
     check_window(cfg.model, points, 3)
-    scores = evaluate(build_model(cfg.model), series, cfg.dataset)  # sktime fits it
+    scores = evaluate_forecaster(build_model(cfg.model), series, cfg.dataset)  # sktime fits it
     assert len(scores.fold_scores) == 3
     cfg.model.window_length = longest + 1
     with pytest.raises(BadInput, match=f"model.window_length={longest + 1}: the first backtest fold "
                                        f"trains on 24 points.*Allowed: an integer from 1 to {longest}"):
         check_window(cfg.model, points, 3)
     with pytest.raises(CatBoostError, match="All features are either constant"):  # one row left
-        evaluate(build_model(cfg.model), series, cfg.dataset)
+        evaluate_forecaster(build_model(cfg.model), series, cfg.dataset)

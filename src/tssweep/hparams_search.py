@@ -20,7 +20,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from tssweep import dataset, evaluate, model, preprocess
+from tssweep import dataset, forecast_evaluation, model, preprocess
 from tssweep.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -107,8 +107,8 @@ def _narrow_window(config: DictConfig, distributions: dict, series: pd.Series) -
     searched = distributions.get("model.window_length")
     if not isinstance(searched, IntDistribution) or config.model.get("task") != "forecasting":
         return distributions, ""
-    evaluate.make_splitter(len(series), config.dataset)  # a series too short is named first
-    points = evaluate.first_training_points(len(series), config.dataset)
+    forecast_evaluation.make_splitter(len(series), config.dataset)  # a series too short is named first
+    points = forecast_evaluation.first_training_points(len(series), config.dataset)
     horizon = int(config.dataset.horizon)
     # a searched strategy may draw direct, whose windows are shorter
     strategy = "direct" if "model.strategy" in distributions else str(config.model.strategy)

@@ -20,9 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from tssweep import (
     checks,
-    classification,
+    classification_evaluation,
     dataset,
-    evaluate,
+    forecast_evaluation,
     model,
     plots,
     preprocess,
@@ -93,16 +93,16 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
 
 
 def _forecast(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fold,
-              artifacts: Path, metric: str) -> evaluate.Evaluation:
+              artifacts: Path, metric: str) -> forecast_evaluation.ForecastEvaluation:
     """Backtest a forecasting pipeline, score its holdout, log it all on ``run``."""
     series = dataset.load_series(cfg.dataset)
     run.log(tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
     preprocess.check_applicable(cfg.preprocess, series, choices.get("preprocess", "?"))
-    evaluate.make_splitter(len(series), cfg.dataset)  # the backtest fits the series
-    model.check_window(cfg.model, evaluate.first_training_points(len(series), cfg.dataset),
+    forecast_evaluation.make_splitter(len(series), cfg.dataset)  # the backtest fits the series
+    model.check_window(cfg.model, forecast_evaluation.first_training_points(len(series), cfg.dataset),
                        int(cfg.dataset.horizon))
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
-    scores = evaluate.evaluate(pipeline, series, cfg.dataset, after_fold=after_fold)
+    scores = forecast_evaluation.evaluate_forecaster(pipeline, series, cfg.dataset, after_fold=after_fold)
 
     test_metric = f"test_{metric}"
     title = " ".join([choices.get("dataset", ""), run.name] + (
@@ -119,17 +119,17 @@ def _forecast(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fo
     run.log(metrics={**scores.backtest_scores, **scores.test_scores,
                      "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
             step_metrics={f"fold_{name}": scores.fold_scores[name].tolist()
-                          for name in evaluate.METRICS})
+                          for name in forecast_evaluation.METRICS})
     return scores
 
 
 def _classify(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fold,
-              artifacts: Path, metric: str) -> classification.ClassificationEvaluation:
+              artifacts: Path, metric: str) -> classification_evaluation.ClassificationEvaluation:
     """Cross-validate a classification pipeline, score the test split, log it all on ``run``."""
     X_train, y_train, X_test, y_test = dataset.load_panel(cfg.dataset)
     run.log(tags={"data.fingerprint": dataset.fingerprint(X_train, y_train),
                   "data.train_series": len(X_train), "data.test_series": len(X_test)})
-    scores = classification.evaluate(
+    scores = classification_evaluation.evaluate_classifier(
         preprocess.feature_transformer(cfg.preprocess), model.build_model(cfg.model),
         X_train, y_train, X_test, y_test, folds=int(cfg.dataset.cv.folds), seed=int(cfg.seed),
         after_fold=after_fold)
@@ -144,7 +144,7 @@ def _classify(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fo
                      "transform_seconds": scores.transform_seconds,
                      "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
             step_metrics={f"fold_cv_{name}": scores.fold_scores[name].tolist()
-                          for name in classification.METRICS})
+                          for name in classification_evaluation.METRICS})
     return scores
 
 

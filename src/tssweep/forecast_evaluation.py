@@ -41,7 +41,7 @@ METRICS = {
 
 
 @dataclass
-class Evaluation:
+class ForecastEvaluation:
     """Everything one job measured, ready to be logged.
 
     ``fold_scores`` has one row per backtest fold (metrics, cutoff, fit and predict
@@ -102,8 +102,8 @@ def make_splitter(series_length: int, dataset_cfg: DictConfig) -> ExpandingWindo
                                    step_length=step)
 
 
-def evaluate(forecaster: BaseForecaster, series: pd.Series, dataset_cfg: DictConfig,
-             after_fold: Callable[[int, dict], None] | None = None) -> Evaluation:
+def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series, dataset_cfg: DictConfig,
+             after_fold: Callable[[int, dict], None] | None = None) -> ForecastEvaluation:
     """Backtest ``forecaster`` on ``series`` minus the holdout, then score the holdout.
 
     ``after_fold(fold, scores)`` is called with each fold's scores as soon as they are
@@ -130,7 +130,7 @@ def evaluate(forecaster: BaseForecaster, series: pd.Series, dataset_cfg: DictCon
         forecaster, history, holdout.index)
     test_scores = {f"test_{name}": value
                    for name, value in score(holdout, holdout_forecast, history).items()}
-    return Evaluation(
+    return ForecastEvaluation(
         fold_scores=fold_scores,
         backtest_scores={name: float(fold_scores[name].mean()) for name in METRICS},
         test_scores=test_scores,

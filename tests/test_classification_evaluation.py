@@ -8,7 +8,7 @@ from sktime.classification.distance_based import KNeighborsTimeSeriesClassifier
 from sktime.transformations.rocket import MiniRocket, MiniRocketMultivariate, MiniRocketMultivariateVariable
 
 from conftest import CONF, runs_of
-from tssweep import checks, classification
+from tssweep import checks, classification_evaluation
 from tssweep.dataset import load_panel
 from tssweep.errors import BadInput
 from tssweep.model import build_model, fit_to_width
@@ -54,11 +54,11 @@ def test_cross_validation_then_test_split(compose_cfg, preprocess, model, n_feat
                       *(TINY if model == "catboost" else ()))
     X, y, X_test, y_test = load_panel(cfg.dataset)
     folds_seen = []
-    result = classification.evaluate(feature_transformer(cfg.preprocess), build_model(cfg.model),
+    result = classification_evaluation.evaluate_classifier(feature_transformer(cfg.preprocess), build_model(cfg.model),
                                      X, y, X_test, y_test, folds=4, seed=0,
                                      after_fold=lambda fold, scores: folds_seen.append(scores))
     assert len(result.fold_scores) == len(folds_seen) == 4
-    assert set(folds_seen[0]) == {f"cv_{m}" for m in classification.METRICS}
+    assert set(folds_seen[0]) == {f"cv_{m}" for m in classification_evaluation.METRICS}
     for name in ("accuracy", "balanced_accuracy", "f1_macro"):
         assert 0 <= result.cv_scores[f"cv_{name}"] <= 1 and 0 <= result.test_scores[f"test_{name}"] <= 1
     assert result.test_scores["test_accuracy"] == pytest.approx(np.mean(result.test_predictions == y_test))
@@ -70,7 +70,7 @@ def test_too_many_folds_for_the_smallest_class(compose_cfg):
     cfg = compose_cfg("dataset=unit_test", "preprocess=catch22", *TINY)
     X, y, X_test, y_test = load_panel(cfg.dataset)
     with pytest.raises(BadInput, match="dataset.cv.folds=11: the smallest class"):
-        classification.evaluate(None, build_model(cfg.model), X, y, X_test, y_test, folds=11, seed=0)
+        classification_evaluation.evaluate_classifier(None, build_model(cfg.model), X, y, X_test, y_test, folds=11, seed=0)
 
 
 @pytest.mark.parametrize("overrides, fragment", [

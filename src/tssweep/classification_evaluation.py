@@ -53,7 +53,7 @@ class ClassificationEvaluation:
         return self.cv_scores[name] if name in self.cv_scores else float(getattr(self, name))
 
 
-def evaluate(transformer, model, X: pd.DataFrame, y: np.ndarray, X_test: pd.DataFrame,
+def evaluate_classifier(transformer, model, X: pd.DataFrame, y: np.ndarray, X_test: pd.DataFrame,
              y_test: np.ndarray, folds: int, seed: int,
              after_fold: Callable[[int, dict], None] | None = None) -> ClassificationEvaluation:
     """Cross-validate ``transformer`` + ``model`` on the train split, then score the test split.

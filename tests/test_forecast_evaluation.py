@@ -8,7 +8,7 @@ from sktime.forecasting.naive import NaiveForecaster
 
 from tssweep.dataset import load_series
 from tssweep.errors import BadInput
-from tssweep.evaluate import METRICS, evaluate, make_splitter
+from tssweep.forecast_evaluation import METRICS, evaluate_forecaster, make_splitter
 
 
 def test_folds_train_on_the_past_only_and_stop_before_the_holdout(compose_cfg):
@@ -30,7 +30,7 @@ def test_folds_train_on_the_past_only_and_stop_before_the_holdout(compose_cfg):
 def test_scores_match_a_hand_computation(compose_cfg):
     cfg = compose_cfg("model=naive")
     series = load_series(cfg.dataset)
-    result = evaluate(NaiveForecaster(strategy="last", sp=12), series, cfg.dataset)
+    result = evaluate_forecaster(NaiveForecaster(strategy="last", sp=12), series, cfg.dataset)
 
     assert list(result.fold_scores.index) == list(range(cfg.dataset.backtest.folds))
     assert set(result.backtest_scores) == set(METRICS)
@@ -52,7 +52,7 @@ def test_too_short_a_series_names_the_minimum(compose_cfg):
     cfg = compose_cfg()
     short = pd.Series(np.arange(1.0, 61.0), index=pd.period_range("2000-01", periods=60, freq="M"))
     with pytest.raises(BadInput) as raised:
-        evaluate(NaiveForecaster(), short, cfg.dataset)
+        evaluate_forecaster(NaiveForecaster(), short, cfg.dataset)
     assert raised.value.key == "dataset.backtest.folds"
     assert "has 60 points" in str(raised.value) and "at least 96" in str(raised.value)
 
@@ -76,5 +76,5 @@ def test_after_fold_sees_each_fold_and_can_stop_the_backtest(compose_cfg):
             raise Enough
 
     with pytest.raises(Enough):
-        evaluate(NaiveForecaster(sp=12), load_series(cfg.dataset), cfg.dataset, after_fold=after_fold)
+        evaluate_forecaster(NaiveForecaster(sp=12), load_series(cfg.dataset), cfg.dataset, after_fold=after_fold)
     assert [fold for fold, _ in seen] == [0, 1] and all(value > 0 for _, value in seen)

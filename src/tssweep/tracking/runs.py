@@ -1,35 +1,21 @@
-"""Everything MLflow: where the store is, the parent run of a sweep, a job's run.
-
-This is the only module (with the Hydra callback that calls it) that imports mlflow.
-It talks to the store through ``MlflowClient`` with explicit run and experiment ids,
-never through the fluent "active run" state: jobs of the basic launcher share one
-process, and a global active run would leak from one job into the next.
-"""
+"""Runs: a job's run, a sweep's parent, and reading a sweep's children back."""
 
 from __future__ import annotations
 
-import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
-from mlflow.pyfunc import PythonModel
-from mlflow.pyfunc import save_model as save_pyfunc_model
-from omegaconf import DictConfig, OmegaConf
 
-from tssweep.redact import SECRET_KEY, redact_uri
+from tssweep.redact import redact_uri
+from tssweep.tracking.store import Store
 
 PARENT_RUN_ENV = "TSSWEEP_PARENT_RUN_ID"
 SWEEP_DIR_TAG = "tssweep.sweep_dir"
@@ -43,90 +29,6 @@ INTERRUPTED_TAG = "interrupted"
 
 # MLflow's own batch limits per log_batch call
 _MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000
-_MAX_PARAM_LENGTH = 6000
-_SERVER_TIMEOUT = 5.0
-# What a logged pipeline needs to be loaded again, pinned to what trained it; passing
-# them spares MLflow's requirement inference, which costs over a second per model.
-_MODEL_REQUIREMENTS = ("sktime", "catboost", "statsmodels", "scikit-learn", "pandas", "numpy",
-                       "scipy")
-
-
-@dataclass
-class Store:
-    """An MLflow client bound to the experiment the runs of this invocation go to."""
-
-    client: MlflowClient
-    experiment_id: str
-    uri: str
-
-
-def open_store(tracking_cfg: DictConfig) -> Store:
-    """Connect to the configured store and get (or create) the experiment.
-
-    ``MLFLOW_TRACKING_URI`` wins over ``tracking.uri``. A SQLite store's folder is
-    created, and a new experiment gets ``tracking.artifact_location`` explicitly, so
-    MLflow never falls back to ``./mlruns`` in the current directory. Done once per
-    process and store: the jobs of a local sweep share the callback's connection.
-    """
-    uri, key = resolved_uri(tracking_cfg)
-    location = tracking_cfg.get("artifact_location")
-    return _open_store(uri, key, str(tracking_cfg.experiment), str(location) if location else None)
-
-
-def resolved_uri(tracking_cfg: DictConfig) -> tuple[str, str]:
-    """The store's URI and where it came from: ``MLFLOW_TRACKING_URI`` wins over ``tracking.uri``."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI"
-    return str(tracking_cfg.uri), "tracking.uri"
-
-
-@lru_cache(maxsize=None)
-def _open_store(uri: str, key: str, name: str, location: str | None) -> Store:
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    if uri.startswith(("http://", "https://")):
-        _check_server(uri, key)
-    client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return Store(client, experiment.experiment_id, uri)
-    if location:
-        Path(location).mkdir(parents=True, exist_ok=True)
-        location = Path(location).resolve().as_uri()
-    return Store(client, client.create_experiment(name, artifact_location=location), uri)
-
-
-def flatten(cfg: DictConfig) -> dict[str, str]:
-    """Every leaf of a resolved config as ``group.key`` -> string, MLflow's param shape.
-
-    Keys that look like secrets (password, token, secret, key) are left out, and
-    credentials inside URIs are masked: params are readable by anyone with the store.
-    """
-    flat: dict[str, str] = {}
-
-    def walk(node: object, prefix: str) -> None:
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                walk(value, f"{prefix}.{key}" if prefix else str(key))
-        elif not SECRET_KEY.search(prefix.rsplit(".", 1)[-1]):  # scalars and lists
-            flat[prefix] = redact_uri(str(node))[:_MAX_PARAM_LENGTH]
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
-
-
-@lru_cache(maxsize=None)
-def source_tags(root_dir: str) -> dict[str, str]:
-    """Git commit and dirty flag of the checkout that ran, so a result can be reproduced."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", root_dir, *args], capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        return {"git.commit": "unknown"}
-    return {"git.commit": commit, "git.dirty": str(dirty).lower(), "mlflow.source.git.commit": commit}
 
 
 class TrackedRun:
@@ -158,37 +60,6 @@ class TrackedRun:
     def log_artifacts(self, local_dir: Path) -> None:
         """Upload a folder's files to the run's artifact root in one call."""
         self.store.client.log_artifacts(self.run_id, str(local_dir))
-
-
-def save_model(fitted: object, path: Path) -> None:
-    """Save a fitted sktime estimator in MLflow's model format (sktime flavor + pyfunc).
-
-    Loadable with ``sktime.utils.mlflow_sktime.load_model`` or
-    ``mlflow.pyfunc.load_model`` from ``runs:/<run_id>/model``.
-    """
-    from sktime.utils import mlflow_sktime
-
-    mlflow_sktime.save_model(fitted, str(path), pip_requirements=_pinned(_MODEL_REQUIREMENTS))
-
-
-def save_classifier(fitted: object, path: Path) -> None:
-    """Save a fitted tssweep classifier (preprocessing + model) as an MLflow pyfunc model.
-
-    ``mlflow.pyfunc.load_model("runs:/<run_id>/model").predict(X)`` takes sktime's
-    nested DataFrame of series and returns labels; the tssweep package travels with
-    the model, so loading needs only the pinned requirements.
-    """
-    import tssweep
-
-    pyfunc_log = logging.getLogger("mlflow.pyfunc")
-    level = pyfunc_log.level
-    pyfunc_log.setLevel(logging.ERROR)  # its per-model notice that pickles are code
-    try:
-        save_pyfunc_model(str(path), python_model=_ClassifierModel(fitted),
-                                 code_paths=[str(Path(tssweep.__file__).parent)],
-                                 pip_requirements=_pinned(_MODEL_REQUIREMENTS))
-    finally:
-        pyfunc_log.setLevel(level)
 
 
 @contextmanager
@@ -280,28 +151,6 @@ def study_key(storage: str, study_name: str) -> str:
     return f"{study_name} @ {redact_uri(storage)}"
 
 
-def _check_server(uri: str, key: str) -> None:
-    """Fail in seconds, naming the URI, when no MLflow server answers at ``uri``.
-
-    MLflow's client would otherwise retry each call with backoff for minutes.
-    """
-    import urllib.error
-    import urllib.request
-
-    from tssweep.errors import BadInput
-
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=_SERVER_TIMEOUT):
-            return
-    except urllib.error.HTTPError:
-        return  # something answers (a proxy or auth in front of MLflow): let MLflow speak
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise BadInput(key, redact_uri(uri), f"no MLflow tracking server answers there ({reason}).",
-                       "the URI of a running server (start one with `mlflow server --host "
-                       "127.0.0.1`), or unset MLFLOW_TRACKING_URI and use tracking=local") from None
-
-
 def child_runs(store: Store, parent_id: str) -> list:
     """Every child run of ``parent_id``, oldest first."""
     runs, token = [], None
@@ -345,17 +194,6 @@ def _log_failure(store: Store, run_id: str, err: BaseException) -> None:
             store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
 
 
-@lru_cache(maxsize=None)
-def _pinned(packages: tuple[str, ...]) -> list[str]:
-    pins = []
-    for package in packages:
-        try:
-            pins.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:
-            continue
-    return pins
-
-
 def runs_frame(runs: list, metric: str) -> pd.DataFrame:
     """One row per run: id, name, dataset, status, the metric, its test twin, fit seconds."""
     columns = ["run_id", "run_name", "dataset", "status", metric, f"test_{metric}", "fit_seconds"]
@@ -371,15 +209,3 @@ def runs_frame(runs: list, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-class _ClassifierModel(PythonModel):
-    """pyfunc face of a fitted classifier: ``predict`` returns labels."""
-
-    # Series of any shape go in, which no MLflow type hint describes; without this, MLflow
-    # asks for type hints on stderr at every import (its ChatModel opts out the same way).
-    _skip_type_hint_validation = True
-
-    def __init__(self, fitted: object):
-        self.fitted = fitted
-
-    def predict(self, context, model_input, params=None):
-        return self.fitted.predict(model_input)

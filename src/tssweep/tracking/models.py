@@ -1,0 +1,72 @@
+"""The fitted pipelines in MLflow's model format: the one place that saves models."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc import save_model as save_pyfunc_model
+
+# What a logged pipeline needs to be loaded again, pinned to what trained it; passing
+# them spares MLflow's requirement inference, which costs over a second per model.
+_MODEL_REQUIREMENTS = ("sktime", "catboost", "statsmodels", "scikit-learn", "pandas", "numpy",
+                       "scipy")
+
+
+def save_model(fitted: object, path: Path) -> None:
+    """Save a fitted sktime estimator in MLflow's model format (sktime flavor + pyfunc).
+
+    Loadable with ``sktime.utils.mlflow_sktime.load_model`` or
+    ``mlflow.pyfunc.load_model`` from ``runs:/<run_id>/model``.
+    """
+    from sktime.utils import mlflow_sktime
+
+    mlflow_sktime.save_model(fitted, str(path), pip_requirements=_pinned(_MODEL_REQUIREMENTS))
+
+
+def save_classifier(fitted: object, path: Path) -> None:
+    """Save a fitted tssweep classifier (preprocessing + model) as an MLflow pyfunc model.
+
+    ``mlflow.pyfunc.load_model("runs:/<run_id>/model").predict(X)`` takes sktime's
+    nested DataFrame of series and returns labels; the tssweep package travels with
+    the model, so loading needs only the pinned requirements.
+    """
+    import tssweep
+
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.ERROR)  # its per-model notice that pickles are code
+    try:
+        save_pyfunc_model(str(path), python_model=_ClassifierModel(fitted),
+                                 code_paths=[str(Path(tssweep.__file__).parent)],
+                                 pip_requirements=_pinned(_MODEL_REQUIREMENTS))
+    finally:
+        pyfunc_log.setLevel(level)
+
+
+@lru_cache(maxsize=None)
+def _pinned(packages: tuple[str, ...]) -> list[str]:
+    pins = []
+    for package in packages:
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+class _ClassifierModel(PythonModel):
+    """pyfunc face of a fitted classifier: ``predict`` returns labels."""
+
+    # Series of any shape go in, which no MLflow type hint describes; without this, MLflow
+    # asks for type hints on stderr at every import (its ChatModel opts out the same way).
+    _skip_type_hint_validation = True
+
+    def __init__(self, fitted: object):
+        self.fitted = fitted
+
+    def predict(self, context, model_input, params=None):
+        return self.fitted.predict(model_input)
