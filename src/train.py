@@ -24,6 +24,9 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.environ["TSSWEEP_ROOT"]
 atexit.register(gc.freeze)
 
 
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     from tssweep.job import run_job  # imported late so --help and --cfg stay fast
@@ -32,9 +35,16 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    from tssweep import interrupts
+    from tssweep import interrupts, overrides
+    from tssweep.errors import BadInput
 
     interrupts.install()
+    try:
+        # a typo in a key or option is named, with its near matches, before Hydra runs
+        overrides.refuse_unknown(sys.argv[1:], CONF_DIR, "config")
+    except BadInput as err:
+        print(err, file=sys.stderr)
+        raise SystemExit(1) from None
     try:
         main()
     except KeyboardInterrupt:

@@ -25,6 +25,7 @@ import traceback
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from mlflow.entities import RunStatus
 from hydra_plugins.tssweep_ray_launcher import ray_launcher
@@ -32,10 +33,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from tssweep import (
     checks,
+    dataset,
     hparams_search,
     interrupts,
     objectives,
+    overrides,
     plots,
+    preflight,
     redact,
     shared_study,
     study_identity,
@@ -43,7 +47,7 @@ from tssweep import (
     summary,
     tracking,
 )
-from tssweep.errors import BadInput
+from tssweep.tracking import names
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,7 @@ class MlflowSweepCallback(Callback):
         # whose jobs would then find no parent: stop the command here instead.
         try:
             self._open_parent(config)
-        except BadInput as err:
+        except CompactHydraException as err:  # a BadInput, or Hydra's own words
             print(err, file=sys.stderr)
             raise SystemExit(1) from None
         except Exception:
@@ -79,8 +83,8 @@ class MlflowSweepCallback(Callback):
             raise SystemExit(1) from None
 
     def _open_parent(self, config: DictConfig) -> None:
-        overrides = list(config.hydra.overrides.task)
-        swept_keys = _swept_keys(config, overrides)
+        task_overrides = list(config.hydra.overrides.task)
+        swept_keys = _swept_keys(config, task_overrides)
         # before the parent exists: nothing is left half-made
         objective_names, directions = _refuse_bad_input(config, swept_keys)
         self._metric = objective_names[0]
@@ -92,15 +96,17 @@ class MlflowSweepCallback(Callback):
             if directions:  # tssweep's sweeper: a resume must bring the study's own setup
                 identity = study_identity.of_sweep(config, swept_keys)
                 study_identity.check_study(*self._study, identity, directions)
-        overrides = redact.redact_overrides(overrides)
+        task_overrides = redact.redact_overrides(task_overrides)
         # processes sharing a study must create the experiment and find or create its
         # one parent one at a time
         with self._study_lock():
             self._store = tracking.open_store(config.tracking)
             self._parent_id = tracking.start_parent(
-                self._store, self._sweep_dir, run_name=" ".join(["sweep", *overrides]),
+                self._store, self._sweep_dir, run_name=names.parent_name(
+                    task_overrides, dataset.display_name(config.dataset, config.hydra.runtime.choices.dataset),
+                    search="optuna" in str(sweeper.get("_target_", ""))),
                 swept_keys=swept_keys,
-                tags={"tssweep.overrides": " ".join(overrides), "optimized_metric": self._metric,
+                tags={"tssweep.overrides": " ".join(task_overrides), "optimized_metric": self._metric,
                       **{f"study.{key}": value for key, value in identity.items()},
                       **tracking.source_tags(str(config.paths.root_dir))},
                 study=tracking.study_key(*self._study) if self._study else None)
@@ -151,6 +157,9 @@ def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> tuple[list[s
     search_params = _search_params(config)
     checks.check_sweep([*config.hydra.overrides.task,
                         *(f"{key}={value}" for key, value in search_params.items())])
+    overrides.refuse_unknown_options(list(config.hydra.overrides.task),
+                                     Path(config.paths.root_dir) / "conf")
+    preflight.check_sweep_jobs(config)
     if config.hydra.sweeper.get("_target_") != SWEEPER_TARGET:
         return objective_names, []
     _refuse_bad_search_space(config)

@@ -51,6 +51,9 @@ RULES: dict[str, Rule] = {
     "dataset.cv.folds": _integer(2),
     "preprocess.steps.minirocket.num_kernels": _integer(84),
 }
+# what a group option declares about itself for the checks (which tasks it serves, what
+# it reads or makes), not a setting of the model or the preprocessing: never a param
+OPTION_METADATA = frozenset({"model.tasks", "model.input", "preprocess.tasks", "preprocess.output"})
 # keys whose allowed words depend on the model chosen
 STRATEGIES = {
     "tssweep.model.catboost": ("recursive", "direct"),

@@ -63,11 +63,7 @@ def evaluate_classifier(transformer, model, X: pd.DataFrame, y: np.ndarray, X_te
     classifiers). ``after_fold(fold, scores)`` sees each fold's scores as they come and
     may raise to stop early (Optuna pruning does).
     """
-    smallest = int(pd.Series(y).value_counts().min())
-    if folds > smallest:
-        raise BadInput("dataset.cv.folds", folds, f"the smallest class of the train split has "
-                       f"only {smallest} series, too few for {folds} stratified folds.",
-                       f"an integer from 2 to {smallest}")
+    check_folds(y, folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     rows = []
     for fold, (train, valid) in enumerate(splitter.split(np.zeros(len(y)), y)):
@@ -85,6 +81,15 @@ def evaluate_classifier(transformer, model, X: pd.DataFrame, y: np.ndarray, X_te
         n_features=n_features, fitted=fitted,
         **{key: float(fold_scores[key].sum() + test[key])
            for key in ("transform_seconds", "fit_seconds", "predict_seconds")})
+
+
+def check_folds(y: np.ndarray, folds: int) -> None:
+    """Each stratified fold must get a series of every class of the train split."""
+    smallest = int(pd.Series(y).value_counts().min())
+    if folds > smallest:
+        raise BadInput("dataset.cv.folds", folds, f"the smallest class of the train split has "
+                       f"only {smallest} series, too few for {folds} stratified folds.",
+                       f"an integer from 2 to {smallest}")
 
 
 @dataclass

@@ -13,13 +13,22 @@ import difflib
 import hashlib
 import re
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from tssweep.errors import BadInput, instantiate
+
+
+def display_name(dataset_cfg: DictConfig, option: str) -> str:
+    """What runs, params and summaries call the dataset: its option (``airline``), or
+    for a file its name without folder and extension (``co2_monthly``), so that two
+    CSV files are told apart."""
+    path = dataset_cfg.get("path") if not OmegaConf.is_missing(dataset_cfg, "path") else None
+    return Path(str(path)).stem if path else option
 
 
 def load_series(dataset_cfg: DictConfig) -> pd.Series:
@@ -27,8 +36,29 @@ def load_series(dataset_cfg: DictConfig) -> pd.Series:
 
     sktime loaders return a Series, or ``(y, X)`` for datasets with exogenous
     columns (``load_uschange``); only ``y`` is forecast. A DataFrame is narrowed to
-    ``dataset_cfg.target``.
+    ``dataset_cfg.target``. Loaded once per process and dataset config: the sweep's
+    checks and the jobs of a local sweep each get a copy of the same series.
     """
+    return _series(_key(dataset_cfg)).copy()
+
+
+def load_panel(dataset_cfg: DictConfig) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:
+    """A classification dataset's official split: ``X_train, y_train, X_test, y_test``.
+
+    ``X`` is sktime's nested DataFrame (one row per series, one column per channel),
+    which holds unequal-length series too. Loaded once per process and dataset config,
+    as :func:`load_series`.
+    """
+    return tuple(part.copy() for part in _panel(_key(dataset_cfg)))
+
+
+def _key(dataset_cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(dataset_cfg, resolve=True)
+
+
+@lru_cache(maxsize=8)
+def _series(dataset_yaml: str) -> pd.Series:
+    dataset_cfg = OmegaConf.create(dataset_yaml)
     loaded = instantiate(dataset_cfg.load)
     if isinstance(loaded, tuple):
         loaded = loaded[0]
@@ -39,12 +69,9 @@ def load_series(dataset_cfg: DictConfig) -> pd.Series:
     return series
 
 
-def load_panel(dataset_cfg: DictConfig) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:
-    """A classification dataset's official split: ``X_train, y_train, X_test, y_test``.
-
-    ``X`` is sktime's nested DataFrame (one row per series, one column per channel),
-    which holds unequal-length series too.
-    """
+@lru_cache(maxsize=8)
+def _panel(dataset_yaml: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:
+    dataset_cfg = OmegaConf.create(dataset_yaml)
     X_train, y_train = instantiate(dataset_cfg.load, split="train")
     X_test, y_test = instantiate(dataset_cfg.load, split="test")
     return X_train, np.asarray(y_train), X_test, np.asarray(y_test)

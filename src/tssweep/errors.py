@@ -28,10 +28,16 @@ class BadInput(CompactHydraException, ValueError):
     def __init__(self, key: str, value: object, problem: str, allowed: str | None = None):
         self.key = key
         self.value = value
+        self.problem = problem
+        self.allowed = allowed
         message = f"{key}={value!r}: {problem}"
         if allowed:
             message += f" Allowed: {allowed}."
         super().__init__(message)
+
+    def within(self, where: str) -> "BadInput":
+        """The same mistake, saying where it happened (``in the sweep's job dataset=lynx``)."""
+        return BadInput(self.key, self.value, f"{self.problem.rstrip('.')} ({where}).", self.allowed)
 
 
 def instantiate(config, **kwargs):

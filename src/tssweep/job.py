@@ -25,11 +25,13 @@ from tssweep import (
     forecast_evaluation,
     model,
     plots,
+    preflight,
     preprocess,
     pruning,
     redact,
     tracking,
 )
+from tssweep.tracking import names
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,13 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     task = cfg.dataset.task
     _share_cores(cfg, hydra_cfg)
 
+    # a missing file, a column, timestamps or a series too short for the backtest stop
+    # the command here, before any run exists
+    data = preflight.load_data(cfg)
+    preflight.check_fits(cfg, data)
+    if not in_sweep and task == "forecasting":  # in a sweep, the child records it
+        preprocess.check_applicable(cfg.preprocess, data, choices.get("preprocess", "?"))
+
     store = tracking.open_store(cfg.tracking)
     tags = {"tssweep.overrides": " ".join(overrides), "optimized_metric": objectives[0],
             "tssweep.task": task, "mlflow.source.name": "src/train.py",
@@ -58,13 +67,16 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     artifacts = Path(hydra_cfg.runtime.output_dir) / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
 
-    default_name = "{dataset} {preprocess} {model}".format_map(choices)
+    dataset_name = dataset.display_name(cfg.dataset, choices["dataset"])
+    single_name = names.single_name(overrides, dataset_name, choices.get("preprocess", ""))
     # an Optuna trial's overrides are all its hyperparameters: too long for a name
     name = f"trial {cfg.optuna_trial}" if cfg.get("optuna_trial") is not None else None
-    with tracking.job_run(store, overrides, default_name, tags, sweep_dir, name) as run:
+    with tracking.job_run(store, overrides, tags, sweep_dir, single_name, name,
+                          hydra_cfg.job.num if in_sweep else None) as run:
         params = {key: value for key, value in tracking.flatten(cfg).items()
-                  if key != "optuna_trial" and key not in _OPTION_METADATA}
-        run.log(params={**params, **{f"{group}.name": option for group, option in choices.items()}})
+                  if key != "optuna_trial" and key not in checks.OPTION_METADATA}
+        run.log(params={**params, **{f"{group}.name": option for group, option in choices.items()},
+                        "dataset.name": dataset_name})
         (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         folds_done: list[dict] = []
 
@@ -76,7 +88,7 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
 
         try:
             job = _classify if task == "classification" else _forecast
-            scores = job(cfg, choices, run, after_fold, artifacts, objectives[0])
+            scores = job(cfg, choices, data, run, after_fold, artifacts, objectives[0])
         except BaseException:
             # a pruned (or interrupted) run keeps the folds it finished
             if folds_done:
@@ -92,20 +104,16 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     return values[0] if isinstance(cfg.optimized_metric, str) else values
 
 
-def _forecast(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fold,
-              artifacts: Path, metric: str) -> forecast_evaluation.ForecastEvaluation:
+def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.TrackedRun,
+              after_fold, artifacts: Path, metric: str) -> forecast_evaluation.ForecastEvaluation:
     """Backtest a forecasting pipeline, score its holdout, log it all on ``run``."""
-    series = dataset.load_series(cfg.dataset)
     run.log(tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
     preprocess.check_applicable(cfg.preprocess, series, choices.get("preprocess", "?"))
-    forecast_evaluation.make_splitter(len(series), cfg.dataset)  # the backtest fits the series
-    model.check_window(cfg.model, forecast_evaluation.first_training_points(len(series), cfg.dataset),
-                       int(cfg.dataset.horizon))
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
     scores = forecast_evaluation.evaluate_forecaster(pipeline, series, cfg.dataset, after_fold=after_fold)
 
     test_metric = f"test_{metric}"
-    title = " ".join([choices.get("dataset", ""), run.name] + (
+    title = " ".join([dataset.display_name(cfg.dataset, choices["dataset"]), run.name] + (
         [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
         if test_metric in scores.test_scores else []))
     scores.fold_scores.to_csv(artifacts / "backtest_folds.csv")
@@ -123,10 +131,10 @@ def _forecast(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fo
     return scores
 
 
-def _classify(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fold,
+def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.TrackedRun, after_fold,
               artifacts: Path, metric: str) -> classification_evaluation.ClassificationEvaluation:
     """Cross-validate a classification pipeline, score the test split, log it all on ``run``."""
-    X_train, y_train, X_test, y_test = dataset.load_panel(cfg.dataset)
+    X_train, y_train, X_test, y_test = split
     run.log(tags={"data.fingerprint": dataset.fingerprint(X_train, y_train),
                   "data.train_series": len(X_train), "data.test_series": len(X_test)})
     scores = classification_evaluation.evaluate_classifier(
@@ -135,7 +143,7 @@ def _classify(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fo
         after_fold=after_fold)
 
     scores.fold_scores.to_csv(artifacts / "cv_folds.csv")
-    title = (f"{choices.get('dataset', '')} {run.name}: test accuracy "
+    title = (f"{dataset.display_name(cfg.dataset, choices['dataset'])} {run.name}: test accuracy "
              f"{scores.test_scores['test_accuracy']:.3f}")
     plots.confusion_matrix(scores.y_test, scores.test_predictions, scores.labels, title,
                            artifacts / "confusion_matrix.png")
@@ -146,11 +154,6 @@ def _classify(cfg: DictConfig, choices: dict, run: tracking.TrackedRun, after_fo
             step_metrics={f"fold_cv_{name}": scores.fold_scores[name].tolist()
                           for name in classification_evaluation.METRICS})
     return scores
-
-
-# what a group option declares about itself for the checks (which tasks it serves, what
-# it reads or makes), not a setting of the model or the preprocessing: never a param
-_OPTION_METADATA = frozenset({"model.tasks", "model.input", "preprocess.tasks", "preprocess.output"})
 
 
 def _show(values: dict[str, float]) -> str:

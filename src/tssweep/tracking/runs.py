@@ -15,6 +15,7 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from tssweep.redact import redact_uri
+from tssweep.tracking import names
 from tssweep.tracking.store import Store
 
 PARENT_RUN_ENV = "TSSWEEP_PARENT_RUN_ID"
@@ -63,25 +64,25 @@ class TrackedRun:
 
 
 @contextmanager
-def job_run(store: Store, overrides: list[str], default_name: str, tags: Mapping[str, str],
-            sweep_dir: str | None, name: str | None = None) -> Iterator[TrackedRun]:
+def job_run(store: Store, overrides: list[str], tags: Mapping[str, str], sweep_dir: str | None,
+            single_name: str, name: str | None = None,
+            job_num: int | None = None) -> Iterator[TrackedRun]:
     """Open the run of one job and always close it with its real status.
 
-    The run is named ``name``, else by the job's overrides, else ``default_name``. In a
-    multirun (``sweep_dir`` given) it is a child of the sweep's parent run, named by
-    the overrides of the swept keys only. An exception marks it FAILED with its
-    traceback as ``traceback.txt``, Ctrl-C marks it KILLED; both are re-raised so Hydra
-    reports the job as failed.
+    The run is named ``name`` when given (``trial 12``). In a multirun (``sweep_dir``
+    given) it is a child of the sweep's parent run, named by its own values of the
+    swept keys (:func:`tssweep.tracking.names.child_name`); alone, ``single_name``. An
+    exception marks it FAILED with its traceback as ``traceback.txt``, Ctrl-C marks it
+    KILLED; both are re-raised so Hydra reports the job as failed.
     """
     run_tags = dict(tags)
-    shown = overrides
+    run_name = name or single_name
     if sweep_dir is not None:
         parent = store.client.get_run(find_parent(store, sweep_dir))
-        swept = set(parent.data.tags.get(SWEPT_KEYS_TAG, "").split())
-        shown = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept] or overrides
+        swept = parent.data.tags.get(SWEPT_KEYS_TAG, "").split()
+        run_name = name or names.child_name(overrides, swept, job_num) or single_name
         run_tags[PARENT_TAG] = parent.info.run_id
         run_tags[ROLE_TAG] = "child"
-    run_name = name or " ".join(shown) or default_name
     run = store.client.create_run(store.experiment_id, tags=run_tags, run_name=run_name)
     run_id = run.info.run_id
     try:
@@ -126,7 +127,7 @@ def start_parent(store: Store, sweep_dir: str, run_name: str, swept_keys: list[s
     """Create the parent run of a sweep, or reopen the one of its study; publish its id.
 
     ``swept_keys`` (the config keys the sweep varies) is kept on the parent, so each
-    child is named by its own values of them alone: ``preprocess=log``. ``study`` (see
+    child is named by its own values of them alone: ``log``. ``study`` (see
     :func:`study_key`) marks a resumable Optuna study: a parent already tagged with it
     is reopened (RUNNING again, pointed at the new sweep dir) instead of a new one made.
     """

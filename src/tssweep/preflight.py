@@ -1,0 +1,119 @@
+"""What must hold before any run exists: every job composes, and its data fit it.
+
+A mistake that can be found before training (a typo in the fifth value of a sweep, a
+missing CSV file, a column, timestamps, a series too short for the backtest) stops the
+command with one message and leaves nothing in the store. :func:`load_data` and
+:func:`check_fits` are what a job runs before it opens its run; the sweep callback
+runs :func:`check_sweep_jobs` before it opens the parent: each distinct job config of
+the sweep composed and checked, each distinct dataset loaded and checked once. What only
+one combination cannot take (the log of a series with zeros) still fails that child
+alone, as the run that records it.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from tssweep import checks, dataset, overrides
+from tssweep.errors import BadInput
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def load_data(cfg: DictConfig):
+    """The job's data: a series (forecasting) or the official split (classification)."""
+    if cfg.dataset.task == "classification":
+        return dataset.load_panel(cfg.dataset)
+    return dataset.load_series(cfg.dataset)
+
+
+def check_fits(cfg: DictConfig, data) -> None:
+    """The data hold the evaluation and the model: the backtest folds and the reduction
+    window fit the series, or each cross-validation fold gets a series of every class."""
+    from tssweep import forecast_evaluation, model
+
+    if cfg.dataset.task == "classification":
+        from tssweep.classification_evaluation import check_folds
+
+        check_folds(data[1], int(cfg.dataset.cv.folds))
+        return
+    forecast_evaluation.make_splitter(len(data), cfg.dataset)
+    model.check_window(cfg.model, forecast_evaluation.first_training_points(len(data), cfg.dataset),
+                       int(cfg.dataset.horizon))
+
+
+def check_sweep_jobs(config: DictConfig) -> None:
+    """Compose and check the jobs of a sweep, and load and check each of its datasets.
+
+    ``config`` is the sweep's config. With Hydra's basic sweeper, each distinct job is
+    composed as the sweeper will compose it; values of keys that change neither the
+    config's shape nor the data (``seed``, ``model.depth``, ...) are checked one by one
+    by :func:`tssweep.checks.check_sweep` instead, so ``seed=range(0,200)`` composes
+    one job, not 200. Other sweepers (Optuna) check their search space themselves;
+    here their base config is checked.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    jobs = _distinct_jobs(config) if config.hydra.sweeper.get("_target_") == BASIC_SWEEPER else [None]
+    loaded: dict[str, object] = {}
+    for job_overrides in jobs:
+        job_cfg = config if job_overrides is None else _compose(loader, config, job_overrides)
+        task_cfg = OmegaConf.masked_copy(job_cfg, [key for key in job_cfg if key != "hydra"])
+        try:
+            checks.check_job_config(task_cfg, checks.group_choices(job_cfg.hydra.runtime.choices))
+            overrides.check_arguments(task_cfg, job_overrides or list(config.hydra.overrides.task))
+            key = OmegaConf.to_yaml(task_cfg.dataset, resolve=True)
+            if key not in loaded:
+                loaded[key] = load_data(task_cfg)
+            check_fits(task_cfg, loaded[key])
+        except BadInput as err:
+            if len(jobs) == 1:
+                raise
+            raise err.within(f"in the sweep's job {_swept(job_overrides, config)}") from None
+
+
+def _compose(loader, config: DictConfig, job_overrides: list[str]) -> DictConfig:
+    def compose(chosen: list[str]) -> DictConfig:
+        return loader.load_sweep_config(master_config=config, sweep_overrides=chosen)
+
+    try:
+        return compose(job_overrides)
+    except Exception as err:
+        explained = overrides.explain(err, job_overrides, compose)
+        if explained is not None:
+            raise explained from None
+        raise
+
+
+def _distinct_jobs(config: DictConfig) -> list[list[str]]:
+    """The jobs of a basic sweep, as its sweeper splits them, with the value-only keys
+    held at their first value."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    parsed = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+    try:
+        (jobs,) = BasicSweeper.split_arguments(parsed, None)
+    except Exception as err:  # a sweep the basic sweeper cannot run (an interval): its words
+        raise BadInput("-m", " ".join(config.hydra.overrides.task), str(err)) from None
+    distinct: dict[tuple[str, ...], list[str]] = {}
+    for job in jobs:  # each key holds the same position in every job
+        shown = tuple(jobs[0][i] if _value_only(o) else o for i, o in enumerate(job))
+        distinct.setdefault(shown, list(shown))
+    return list(distinct.values())
+
+
+def _swept(job_overrides: list[str], config: DictConfig) -> str:
+    """The job's values of the keys the sweep varies: ``dataset=lynx dataset.horizon=40``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
+    return " ".join(o for o in job_overrides if o.split("=", 1)[0] in swept) or " ".join(job_overrides)
+
+
+def _value_only(override: str) -> bool:
+    key = override.split("=", 1)[0].lstrip("+~")
+    return key in checks.RULES and not key.startswith("dataset.") and key != "model.window_length"
