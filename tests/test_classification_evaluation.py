@@ -1,7 +1,10 @@
 """Time-series classification: the shipped UCR/UEA datasets, feature preprocessing,
 CatBoostClassifier and the 1-NN DTW baseline, cross-validated and then tested."""
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from catboost import CatBoostClassifier
 from sktime.classification.distance_based import KNeighborsTimeSeriesClassifier
@@ -125,3 +128,15 @@ def test_a_classification_run_and_sweep_end_to_end(train, client, tracking_uri, 
     assert parent.data.tags["best_run_id"] == best.info.run_id
     assert parent.data.metrics["best_cv_accuracy"] == pytest.approx(best.data.metrics["cv_accuracy"])
     assert parent.info.status == "FINISHED"
+    assert sorted(c.info.run_name for c in children) == ["minirocket", "summary"]
+    assert parent.info.run_name == "gunpoint · preprocess ×2"
+
+    # the summary in the task's words: cross-validation, the test split's own column
+    folder = client.download_artifacts(parent.info.run_id, "", str(tmp_path / "parent"))
+    text = (Path(folder) / "summary.md").read_text()
+    assert text.startswith("# Sweep summary, ranked by cross-validation `cv_accuracy`")
+    assert "backtest" not in text
+    table = pd.read_csv(Path(folder) / "children.csv")
+    assert "test_cv_accuracy" not in table
+    assert table.set_index("run_name")["test_accuracy"].to_dict() == pytest.approx(
+        {c.info.run_name: c.data.metrics["test_accuracy"] for c in children})

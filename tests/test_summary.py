@@ -58,7 +58,7 @@ def test_markdown_leads_with_the_verdict_and_lists_every_child():
     text = to_markdown(ranked, comparisons, "mase")
     assert "## airline" in text and "## lynx" in text
     assert "**Best:** preprocess=log with mase = 0.9" in text
-    assert "do not share backtest folds" in text
+    assert "do not share their folds" in text
     assert text.count("\n| ") == 1 + len(SWEEP)  # header + one row per child
 
 

@@ -47,10 +47,12 @@ from tssweep import (
     summary,
     tracking,
 )
-from tssweep.tracking import names
+from tssweep.tracking import dashboard, names
 
 log = logging.getLogger(__name__)
 
+# children on the compare-runs page the parent links to, best first
+_COMPARED = 50
 SWEEPER_TARGET = "hydra_plugins.tssweep_optuna_sweeper.sweeper.ResumableOptunaSweeper"
 FILTER = "tssweep.hparams_search.drop_inapplicable"
 
@@ -69,6 +71,9 @@ class MlflowSweepCallback(Callback):
         self._metric = ""
         self._sweep_dir = ""
         self._study: tuple[str, str] | None = None  # (storage, study name)
+        self._task = "forecasting"
+        self._ui = dashboard.DEFAULT_UI
+        self._name = ""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # Hydra turns a callback's exception into a warning and runs the sweep anyway,
@@ -88,6 +93,7 @@ class MlflowSweepCallback(Callback):
         # before the parent exists: nothing is left half-made
         objective_names, directions = _refuse_bad_input(config, swept_keys)
         self._metric = objective_names[0]
+        self._task = str(config.dataset.task)
         self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
         sweeper = config.hydra.sweeper
         identity: dict[str, str] = {}
@@ -101,10 +107,12 @@ class MlflowSweepCallback(Callback):
         # one parent one at a time
         with self._study_lock():
             self._store = tracking.open_store(config.tracking)
+            self._ui = dashboard.ui_url(config.tracking, self._store.uri)
+            self._name = names.parent_name(
+                task_overrides, dataset.display_name(config.dataset, config.hydra.runtime.choices.dataset),
+                search="optuna" in str(sweeper.get("_target_", "")))
             self._parent_id = tracking.start_parent(
-                self._store, self._sweep_dir, run_name=names.parent_name(
-                    task_overrides, dataset.display_name(config.dataset, config.hydra.runtime.choices.dataset),
-                    search="optuna" in str(sweeper.get("_target_", ""))),
+                self._store, self._sweep_dir, run_name=self._name,
                 swept_keys=swept_keys,
                 tags={"tssweep.overrides": " ".join(task_overrides), "optimized_metric": self._metric,
                       **{f"study.{key}": value for key, value in identity.items()},
@@ -128,7 +136,8 @@ class MlflowSweepCallback(Callback):
                                      RunStatus.KILLED if interrupts.interrupted() else RunStatus.FAILED)
         summary_md = Path(self._sweep_dir) / "summary" / "summary.md"
         try:
-            _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study)
+            _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study,
+                       self._task, self._ui, self._name)
         finally:
             with self._study_lock():  # no other process asks for a trial meanwhile
                 others = shared_study.other_searches(*self._study) if self._study else 0
@@ -202,21 +211,28 @@ def _swept_keys(config: DictConfig, overrides: list[str]) -> list[str]:
 
 
 def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Path,
-               study: tuple[str, str] | None) -> None:
-    """Rank the children, judge each dataset's winner, report the study, log it on the parent."""
+               study: tuple[str, str] | None, task: str, ui: str, title: str) -> None:
+    """Rank the children, judge each dataset's winner, report the study, log it on the
+    parent with links to the answer in the UI, and print the verdict and the links."""
     higher = objectives.greater_is_better(metric)
     children = tracking.child_runs(store, parent_id)
     frame = tracking.runs_frame(children, metric)
     ranked = summary.rank(frame, metric, higher)
     finished_ids = ranked.loc[ranked["rank"].notna(), "run_id"]
     folds_by_run = {run_id: tracking.fold_values(store, run_id, metric) for run_id in finished_ids}
-    comparisons = summary.compare_best(ranked, metric, higher, folds_by_run)
+    comparisons = summary.compare_best(ranked, metric, higher, folds_by_run, task)
     n_failed = int((frame["status"] == "FAILED").sum())
 
     out = sweep_dir / "summary"
     out.mkdir(parents=True, exist_ok=True)
     ranked.to_csv(out / "children.csv", index=False)
-    (out / "summary.md").write_text(summary.to_markdown(ranked, comparisons, metric))
+    (out / "summary.md").write_text(
+        summary.to_markdown(ranked, comparisons, metric, objectives.evaluation_words(task)[0]))
+    # the best first; a compare page of hundreds of trials would not load
+    compare = (dashboard.compare_link(ui, store.experiment_id, list(finished_ids[:_COMPARED]))
+               if len(finished_ids) else None)
+    table = dashboard.table_link(ui, store.experiment_id, parent_id, metric, higher)
+    verdict = summary.verdict_lines(comparisons, metric)
     if len(finished_ids):
         fold_std = {run_id: statistics.stdev(values) if len(values) > 1 else 0.0
                     for run_id, values in folds_by_run.items()}
@@ -226,7 +242,11 @@ def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Pa
     metrics = {"n_children": len(frame), "n_finished": len(finished_ids), "n_failed": n_failed,
                "n_pruned": sum(tracking.PRUNED_TAG in run.data.tags for run in children),
                "n_interrupted": sum(tracking.INTERRUPTED_TAG in run.data.tags for run in children)}
-    tags = {}
+    tags = {dashboard.NOTE_TAG: dashboard.note(title, verdict, compare, table),
+            dashboard.TABLE_TAG: table, **({dashboard.COMPARE_TAG: compare} if compare else {})}
+    log.info("\n%s\n  side by side:      %s\n  best first:        %s\n  (shown by `make ui`, "
+             "or the tracking server)", "\n".join(line for line in verdict if line),
+             compare or "(no child finished)", table)
     if study is not None:
         storage, study_name = study
         study_metrics, study_tags = study_report.write_study_report(storage, study_name, out)

@@ -31,6 +31,7 @@ from tssweep import (
     redact,
     tracking,
 )
+from tssweep.objectives import evaluation_words, test_twin
 from tssweep.tracking import names
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
         run.log_artifacts(artifacts)
 
     values = tuple(scores.objective(name) for name in objectives)
-    kinds = ("cross-validation", "test split") if task == "classification" else ("backtest", "holdout")
+    kinds = evaluation_words(task)
     log.info("%s %s  %s %s", kinds[0], _show(dict(zip(objectives, values))), kinds[1],
              _show(scores.test_scores))
     return values[0] if isinstance(cfg.optimized_metric, str) else values
@@ -112,7 +113,7 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
     scores = forecast_evaluation.evaluate_forecaster(pipeline, series, cfg.dataset, after_fold=after_fold)
 
-    test_metric = f"test_{metric}"
+    test_metric = test_twin(metric)
     title = " ".join([dataset.display_name(cfg.dataset, choices["dataset"]), run.name] + (
         [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
         if test_metric in scores.test_scores else []))

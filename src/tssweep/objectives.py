@@ -52,7 +52,19 @@ def objective_names(optimized_metric: str | Sequence[str], task: str = "forecast
 
 def greater_is_better(metric: str) -> bool:
     """Whether a higher value of ``metric`` is better (``test_`` twins follow their metric)."""
-    return DIRECTIONS.get(metric.removeprefix("test_")) == MAXIMIZE
+    base = metric.removeprefix("test_")
+    return MAXIMIZE in (DIRECTIONS.get(base), DIRECTIONS.get(f"cv_{base}") if base != metric else None)
+
+
+def test_twin(metric: str) -> str:
+    """The held-out score of an objective: ``mase`` -> ``test_mase`` (the holdout),
+    ``cv_accuracy`` -> ``test_accuracy`` (the test split)."""
+    return f"test_{metric.removeprefix('cv_')}"
+
+
+def evaluation_words(task: str) -> tuple[str, str]:
+    """What the task calls the score a sweep ranks by, and the held-out one."""
+    return ("cross-validation", "test split") if task == "classification" else ("backtest", "holdout")
 
 
 def search_directions(direction: object, optimized_metric: object) -> list[str]:

@@ -54,15 +54,20 @@ def rank(children: pd.DataFrame, metric: str, greater_is_better: bool) -> pd.Dat
 
 
 def compare_best(ranked: pd.DataFrame, metric: str, greater_is_better: bool,
-                 folds_by_run: dict[str, list[float]]) -> list[Comparison]:
-    """For each dataset, rank 1 against rank 2, fold by fold."""
+                 folds_by_run: dict[str, list[float]], task: str = "forecasting") -> list[Comparison]:
+    """For each dataset, rank 1 against rank 2, fold by fold (backtest folds, or
+    cross-validation folds for classification)."""
     finished = ranked[ranked["rank"].notna()]
-    return [_compare(group, metric, greater_is_better, folds_by_run)
+    return [_compare(group, metric, greater_is_better, folds_by_run, task)
             for _, group in finished.groupby("dataset", sort=False)]
 
 
+# where more folds are asked for, by task
+FOLDS_KEY = {"forecasting": "dataset.backtest.folds", "classification": "dataset.cv.folds"}
+
+
 def _compare(group: pd.DataFrame, metric: str, greater_is_better: bool,
-             folds_by_run: dict[str, list[float]]) -> Comparison:
+             folds_by_run: dict[str, list[float]], task: str) -> Comparison:
     best = group.iloc[0]
     comparison = Comparison(dataset=str(best["dataset"]), best_run_id=best["run_id"],
                             best_name=best["run_name"], best_value=float(best[metric]))
@@ -85,7 +90,7 @@ def _compare(group: pd.DataFrame, metric: str, greater_is_better: bool,
         comparison.folds_won = sum(gain > 0 for gain in gains)
         if any(gain != gains[0] for gain in gains):
             comparison.p_value = _paired_t_test(gains)
-    comparison.verdict = _verdict(comparison)
+    comparison.verdict = _verdict(comparison, FOLDS_KEY.get(task, FOLDS_KEY["forecasting"]))
     return comparison
 
 
@@ -102,9 +107,9 @@ def _paired_t_test(gains: list[float]) -> float:
     return float(2 * stdtr(n - 1, -abs(t)))
 
 
-def _verdict(c: Comparison) -> str:
+def _verdict(c: Comparison, folds_key: str) -> str:
     if c.folds is None:
-        return "The two best runs do not share backtest folds, so the margin cannot be tested."
+        return "The two best runs do not share their folds, so the margin cannot be tested."
     if c.margin == 0:
         return "The two best variants tie."
     wins = f"won {c.folds_won} of {c.folds} folds"
@@ -114,16 +119,27 @@ def _verdict(c: Comparison) -> str:
     if c.folds_won == c.folds and c.p_value < 0.05:
         return f"Real: the best {wins}, {p}."
     if c.folds_won > c.folds / 2 and c.p_value < 0.2:
-        return (f"Probably real: the best {wins}, {p}; more folds "
-                "(dataset.backtest.folds) would settle it.")
+        return f"Probably real: the best {wins}, {p}; more folds ({folds_key}) would settle it."
     return f"Not distinguishable: the best {wins}, {p}; treat the top two as equal."
 
 
-def to_markdown(ranked: pd.DataFrame, comparisons: list[Comparison], metric: str) -> str:
-    """The parent run's ``summary.md``: the verdict per dataset, then the ranked table."""
-    lines = [f"# Sweep summary, ranked by backtest `{metric}`", ""]
+def to_markdown(ranked: pd.DataFrame, comparisons: list[Comparison], metric: str,
+                evaluation: str = "backtest") -> str:
+    """The parent run's ``summary.md``: the verdict per dataset, then the ranked table.
+
+    ``evaluation`` names what ``metric`` is a mean over: ``backtest`` folds
+    (forecasting) or ``cross-validation`` folds (classification).
+    """
+    lines = [f"# Sweep summary, ranked by {evaluation} `{metric}`", "", *verdict_lines(comparisons, metric)]
+    lines.append(_table(ranked))
+    return "\n".join(lines) + "\n"
+
+
+def verdict_lines(comparisons: list[Comparison], metric: str) -> list[str]:
+    """The verdict in markdown, per dataset: the best, the margin, whether it is real."""
     if not comparisons:
-        lines += ["No child run finished.", ""]
+        return ["No child run finished.", ""]
+    lines = []
     for c in comparisons:
         if len(comparisons) > 1:
             lines += [f"## {c.dataset}", ""]
@@ -133,8 +149,7 @@ def to_markdown(ranked: pd.DataFrame, comparisons: list[Comparison], metric: str
             lines.append(f"- **Margin:** {c.margin:.4g}{percent} better than "
                          f"{c.runner_up_name} ({c.runner_up_value:.4g})")
         lines += [f"- **Is it real?** {c.verdict}", ""]
-    lines.append(_table(ranked))
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _table(frame: pd.DataFrame) -> str:

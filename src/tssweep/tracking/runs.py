@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
+from tssweep.objectives import test_twin
 from tssweep.redact import redact_uri
 from tssweep.tracking import names
 from tssweep.tracking.store import Store
@@ -196,15 +197,17 @@ def _log_failure(store: Store, run_id: str, err: BaseException) -> None:
 
 
 def runs_frame(runs: list, metric: str) -> pd.DataFrame:
-    """One row per run: id, name, dataset, status, the metric, its test twin, fit seconds."""
-    columns = ["run_id", "run_name", "dataset", "status", metric, f"test_{metric}", "fit_seconds"]
+    """One row per run: id, name, dataset, status, the metric, its held-out twin
+    (``test_mase``, ``test_accuracy``), fit seconds."""
+    held_out = test_twin(metric)
+    columns = ["run_id", "run_name", "dataset", "status", metric, held_out, "fit_seconds"]
     rows = [{
         "run_id": run.info.run_id,
         "run_name": run.info.run_name,
         "dataset": run.data.params.get("dataset.name", ""),
         "status": run.info.status,
         metric: run.data.metrics.get(metric),
-        f"test_{metric}": run.data.metrics.get(f"test_{metric}"),
+        held_out: run.data.metrics.get(held_out),
         "fit_seconds": run.data.metrics.get("fit_seconds"),
     } for run in runs]
     return pd.DataFrame(rows, columns=columns)
