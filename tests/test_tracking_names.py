@@ -10,7 +10,7 @@ def test_children_are_named_by_their_swept_values_without_group_prefixes():
     assert child_name(["preprocess=detrend", "model=naive", "tracking.uri=x"], swept[:2]) == "detrend · naive"
     assert child_name(["preprocess=log", "model.depth=6", "seed=1"], ["preprocess", "model.depth"]) == "log · depth=6"
     # the same leaf under two groups keeps its full key
-    assert child_name(["model.depth=6", "x.depth=2"], ["model.depth", "x.depth"]) == "model.depth=6 · x.depth=2"
+    assert child_name(["m.depth=6", "x.depth=2"], ["m.depth", "x.depth"]) == "m.depth=6 · x.depth=2"
     # a file by its name
     assert child_name(["dataset.path=/data/co2_monthly.csv"], ["dataset.path"]) == "co2_monthly"
 
