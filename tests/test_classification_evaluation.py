@@ -116,7 +116,12 @@ def test_a_classification_run_and_sweep_end_to_end(train, client, tracking_uri, 
         assert 0 <= metrics[name] <= 1
     assert metrics["n_features"] == 22 and metrics["transform_seconds"] > 0 and "cv_log_loss" in metrics
     assert {a.path for a in client.list_artifacts(single.info.run_id)} >= {
-        "confusion_matrix.png", "cv_folds.csv", "config.yaml", "model"}
+        "confusion_matrix.png", "cv_folds.csv", "config.yaml"}
+    (output,) = single.outputs.model_outputs
+    assert client.get_logged_model(output.model_id).source_run_id == single.info.run_id
+    contexts = sorted(tag.value for item in single.inputs.dataset_inputs for tag in item.tags)
+    assert contexts == ["test", "train"]
+    assert single.data.params["model.border_count"] == "254"  # 22 catch22 features: CatBoost's default
     assert [m.step for m in client.get_metric_history(single.info.run_id, "fold_cv_accuracy")] == [0, 1, 2, 3, 4]
 
     train("-m", "dataset=gunpoint", "preprocess=summary,minirocket")

@@ -354,7 +354,7 @@ def test_the_pareto_preset_yields_a_front(train, client, tmp_path):
 
 @pytest.mark.parametrize("override, fragment", [
     ("model.dept=int(interval(3,8))", "hydra.sweeper.params.model.dept='int(interval(3,8))': names no key"),
-    ("preprocess=choice(log,logg)", "'logg': is not an option of the config group 'preprocess'"),
+    ("preprocess=choice(log,logg)", "preprocess='logg': no such option. Did you mean log?"),
     ("model.depth=int(interval(8,3))", "hydra.sweeper.params.model.depth='int(interval(8,3))': is not a valid"),
     ("model.l2_leaf_reg=tag(log,interval(0,3.0))", "model.l2_leaf_reg='tag(log,interval(0,3.0))': is not a valid"),
     ("model.learning_rate=tag(log,interval(0,0.3))", "model.learning_rate=0.0: out of range. Allowed: a number in (0, 1]"),

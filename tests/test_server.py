@@ -72,7 +72,9 @@ def test_a_sweep_against_a_tracking_server(train, mlflow_server):
     child = children[0]
     assert len(client.get_metric_history(child.info.run_id, "fold_mase")) == 5
     # artifacts went through the server to its artifact store
-    assert {"forecast.png", "model", "config.yaml"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert {"forecast.png", "config.yaml"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
+    (output,) = child.outputs.model_outputs  # the model, a LoggedModel stored by the server
+    assert {"MLmodel", "requirements.txt"} <= {a.path for a in client.list_logged_model_artifacts(output.model_id)}
     assert "summary.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert child.data.params["tracking.uri"] == mlflow_server
 

@@ -55,14 +55,14 @@ def status(store, run_id):
 
 
 def test_a_job_run_ends_finished_failed_or_killed(store, tmp_path):
-    with tracking.job_run(store, [], "fine", {}, sweep_dir=None) as run:
+    with tracking.job_run(store, [], {}, None, "fine") as run:
         run.log(params={"p": 1}, metrics={"m": 0.5}, step_metrics={"fold_m": [1.0, 2.0, 3.0]})
     assert status(store, run.run_id) == "FINISHED"
     history = store.client.get_metric_history(run.run_id, "fold_m")
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 2.0), (2, 3.0)]
 
     with pytest.raises(ZeroDivisionError):
-        with tracking.job_run(store, [], "broken", {}, sweep_dir=None) as broken:
+        with tracking.job_run(store, [], {}, None, "broken") as broken:
             1 / 0
     assert status(store, broken.run_id) == "FAILED"
     assert store.client.get_run(broken.run_id).data.tags["error"].startswith("ZeroDivisionError")
@@ -70,13 +70,13 @@ def test_a_job_run_ends_finished_failed_or_killed(store, tmp_path):
     assert "1 / 0" in trace.read_text()
 
     with pytest.raises(KeyboardInterrupt):
-        with tracking.job_run(store, [], "stopped", {}, sweep_dir=None) as stopped:
+        with tracking.job_run(store, [], {}, None, "stopped") as stopped:
             raise KeyboardInterrupt
     assert status(store, stopped.run_id) == "KILLED"
 
 
 def test_log_batches_past_mlflows_limits(store):
-    with tracking.job_run(store, [], "wide", {}, sweep_dir=None) as run:
+    with tracking.job_run(store, [], {}, None, "wide") as run:
         run.log(params={f"p{i}": i for i in range(250)}, tags={f"t{i}": i for i in range(150)})
     data = store.client.get_run(run.run_id).data
     assert len(data.params) == 250 and sum(key.startswith("t") for key in data.tags) == 150
@@ -84,15 +84,14 @@ def test_log_batches_past_mlflows_limits(store):
 
 def test_children_find_their_parent_from_the_env_or_by_sweep_dir(store, monkeypatch):
     parent = tracking.start_parent(store, "/sweeps/one", "sweep", ["preprocess"], {})
-    with tracking.job_run(store, ["preprocess=log", "seed=3"], "x", {},
-                          sweep_dir="/sweeps/one") as local:
+    with tracking.job_run(store, ["preprocess=log", "seed=3"], {}, "/sweeps/one", "x") as local:
         pass
-    assert local.name == "preprocess=log"
+    assert local.name == "log"  # by the swept key's value alone
     # a job on another machine has no such environment variable
     monkeypatch.delenv(tracking.PARENT_RUN_ENV)
     tracking.start_parent(store, "/sweeps/other", "other sweep", [], {})
     monkeypatch.delenv(tracking.PARENT_RUN_ENV)
-    with tracking.job_run(store, ["preprocess=none"], "x", {}, sweep_dir="/sweeps/one") as remote:
+    with tracking.job_run(store, ["preprocess=none"], {}, "/sweeps/one", "x") as remote:
         pass
     assert [child.info.run_id for child in tracking.child_runs(store, parent)] == \
         [local.run_id, remote.run_id]
@@ -103,7 +102,7 @@ def test_children_find_their_parent_from_the_env_or_by_sweep_dir(store, monkeypa
 def test_a_saved_pipeline_loads_back_and_predicts(tmp_path):
     y = load_airline()
     fitted = NaiveForecaster(sp=12).fit(y, fh=np.arange(1, 4))
-    tracking.save_model(fitted, tmp_path / "model")
+    tracking.save_model(fitted, tmp_path / "model", fitted.predict())
     requirements = (tmp_path / "model" / "requirements.txt").read_text()
     assert "catboost==" in requirements and "statsmodels==" in requirements
     loaded = mlflow_sktime.load_model(str(tmp_path / "model"))

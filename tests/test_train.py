@@ -30,12 +30,24 @@ def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client,
     assert {"mase", "mae", "rmse", "smape", "test_mase", "fit_seconds", "predict_seconds"} <= set(metrics)
     assert len(tags["data.fingerprint"]) == 16 and len(tags["git.commit"]) == 40
     assert artifact_names(client, run.info.run_id) >= {
-        "config.yaml", "forecast.png", "backtest_folds.csv", "feature_importance.csv", "model"}
+        "config.yaml", "forecast.png", "backtest_folds.csv", "feature_importance.csv"}
+    # what CatBoost used, not the config's null (by data width): its defaults on 12 lags
+    assert params["model.rsm"] == "1" and params["model.border_count"] == "254"
+    # MLflow's own entities fill the table's Dataset and Models columns
+    inputs = {tag.value: item.dataset for item in run.inputs.dataset_inputs for tag in item.tags
+              if tag.key == "mlflow.data.context"}
+    assert set(inputs) == {"training", "holdout"}
+    assert {item.name for item in inputs.values()} == {"airline"}
+    assert len({item.digest for item in inputs.values()}) == 2
+    (output,) = run.outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    assert logged.source_run_id == run.info.run_id and logged.status.to_string() == "READY"
     # the logged pipeline loads back through MLflow and forecasts the holdout's length
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model",
                                      dst_path=str(tmp_path_factory.mktemp("loaded")))
     assert len(model.predict(pd.DataFrame())) == 12
+    assert model.metadata.signature.outputs.input_names() == ["Number of airline passengers"]
     assert f"backtest mase={metrics['mase']:.4f}" in process.stdout
     # nothing lands in the directory the command ran in
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "outputs"]

@@ -168,7 +168,7 @@ def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> tuple[list[s
                         *(f"{key}={value}" for key, value in search_params.items())])
     overrides.refuse_unknown_options(list(config.hydra.overrides.task),
                                      Path(config.paths.root_dir) / "conf")
-    preflight.check_sweep_jobs(config)
+    preflight.check_sweep_jobs(config, swept_keys)
     if config.hydra.sweeper.get("_target_") != SWEEPER_TARGET:
         return objective_names, []
     _refuse_bad_search_space(config)
@@ -231,7 +231,8 @@ def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Pa
     # the best first; a compare page of hundreds of trials would not load
     compare = (dashboard.compare_link(ui, store.experiment_id, list(finished_ids[:_COMPARED]))
                if len(finished_ids) else None)
-    table = dashboard.table_link(ui, store.experiment_id, parent_id, metric, higher)
+    store.client.set_experiment_tag(store.experiment_id, *dashboard.table_view(parent_id, metric, higher))
+    table = dashboard.table_link(ui, store.experiment_id, parent_id)
     verdict = summary.verdict_lines(comparisons, metric)
     if len(finished_ids):
         fold_std = {run_id: statistics.stdev(values) if len(values) > 1 else 0.0

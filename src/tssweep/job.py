@@ -75,7 +75,8 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     with tracking.job_run(store, overrides, tags, sweep_dir, single_name, name,
                           hydra_cfg.job.num if in_sweep else None) as run:
         params = {key: value for key, value in tracking.flatten(cfg).items()
-                  if key != "optuna_trial" and key not in checks.OPTION_METADATA}
+                  if key != "optuna_trial" and key not in checks.OPTION_METADATA
+                  and key not in _LEFT_TO_THE_MODEL}
         run.log(params={**params, **{f"{group}.name": option for group, option in choices.items()},
                         "dataset.name": dataset_name})
         (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -108,13 +109,14 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
 def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.TrackedRun,
               after_fold, artifacts: Path, metric: str) -> forecast_evaluation.ForecastEvaluation:
     """Backtest a forecasting pipeline, score its holdout, log it all on ``run``."""
+    dataset_name = dataset.display_name(cfg.dataset, choices["dataset"])
     run.log(tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
     preprocess.check_applicable(cfg.preprocess, series, choices.get("preprocess", "?"))
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
     scores = forecast_evaluation.evaluate_forecaster(pipeline, series, cfg.dataset, after_fold=after_fold)
 
     test_metric = test_twin(metric)
-    title = " ".join([dataset.display_name(cfg.dataset, choices["dataset"]), run.name] + (
+    title = " ".join([dataset_name, run.name] + (
         [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
         if test_metric in scores.test_scores else []))
     scores.fold_scores.to_csv(artifacts / "backtest_folds.csv")
@@ -124,7 +126,12 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
     if importances is not None:
         pd.Series(importances, name="importance").rename_axis("feature").to_csv(
             artifacts / "feature_importance.csv")
-    tracking.save_model(scores.fitted, artifacts / "model")
+    holdout_start = len(series) - len(scores.holdout)
+    for part, context in ((series.iloc[:holdout_start], "training"), (scores.holdout, "holdout")):
+        run.log_dataset(part.rename_axis("time").reset_index().astype({"time": str}), dataset_name,
+                        dataset.fingerprint(part), context, targets=str(series.name))
+    _log_model(cfg, run, scores.fitted, artifacts,
+               lambda path: tracking.save_model(scores.fitted, path, scores.holdout_forecast))
     run.log(metrics={**scores.backtest_scores, **scores.test_scores,
                      "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
             step_metrics={f"fold_{name}": scores.fold_scores[name].tolist()
@@ -135,6 +142,7 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
 def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.TrackedRun, after_fold,
               artifacts: Path, metric: str) -> classification_evaluation.ClassificationEvaluation:
     """Cross-validate a classification pipeline, score the test split, log it all on ``run``."""
+    dataset_name = dataset.display_name(cfg.dataset, choices["dataset"])
     X_train, y_train, X_test, y_test = split
     run.log(tags={"data.fingerprint": dataset.fingerprint(X_train, y_train),
                   "data.train_series": len(X_train), "data.test_series": len(X_test)})
@@ -144,17 +152,37 @@ def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.Tracke
         after_fold=after_fold)
 
     scores.fold_scores.to_csv(artifacts / "cv_folds.csv")
-    title = (f"{dataset.display_name(cfg.dataset, choices['dataset'])} {run.name}: test accuracy "
+    title = (f"{dataset_name} {run.name}: test accuracy "
              f"{scores.test_scores['test_accuracy']:.3f}")
     plots.confusion_matrix(scores.y_test, scores.test_predictions, scores.labels, title,
                            artifacts / "confusion_matrix.png")
-    tracking.save_classifier(scores.fitted, artifacts / "model")
+    for (X, y), context in (((X_train, y_train), "train"), ((X_test, y_test), "test")):
+        run.log_dataset(pd.DataFrame({"series": range(len(y)), "label": y.astype(str)}), dataset_name,
+                        dataset.fingerprint(X, y), context, targets="label")
+    _log_model(cfg, run, scores.fitted, artifacts,
+               lambda path: tracking.save_classifier(scores.fitted, path, scores.test_predictions))
     run.log(metrics={**scores.cv_scores, **scores.test_scores, "n_features": scores.n_features,
                      "transform_seconds": scores.transform_seconds,
                      "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
             step_metrics={f"fold_cv_{name}": scores.fold_scores[name].tolist()
                           for name in classification_evaluation.METRICS})
     return scores
+
+
+# settings whose null leaves the value to CatBoost or to the data's width: the run's
+# params get what the fitted model used instead (params cannot change once logged)
+_LEFT_TO_THE_MODEL = frozenset({"model.rsm", "model.border_count"})
+
+
+def _log_model(cfg: DictConfig, run: tracking.TrackedRun, fitted, artifacts: Path, save) -> None:
+    """Save the fitted pipeline with ``save(path)``, log it as the run's LoggedModel,
+    and log the model settings it really used."""
+    path = artifacts.parent / "model"
+    save(path)
+    tracking.log_model(run.store, run.run_id, path)
+    used = model.effective_params(fitted)
+    settings = [key.removeprefix("model.") for key in _LEFT_TO_THE_MODEL]
+    run.log(params={f"model.{key}": used.get(key, cfg.model[key]) for key in settings if key in cfg.model})
 
 
 def _show(values: dict[str, float]) -> str:

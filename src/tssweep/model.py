@@ -121,6 +121,34 @@ def fit_to_width(classifier, n_features: int):
     return classifier.copy().set_params(**{k: v for k, v in wide.items() if chosen.get(k) is None})
 
 
+def effective_params(fitted) -> dict[str, object]:
+    """What CatBoost used for the settings left to it (``rsm``, ``border_count``: null
+    in the config means by data width, or CatBoost's own default), read off the fitted
+    model; empty for models without CatBoost inside.
+
+    ``fitted`` is a fitted forecaster (bare or wrapped in the preprocessing) or a fitted
+    classifier (its ``model`` is the estimator).
+    """
+    models = _catboost_models(fitted)
+    if not models:
+        return {}
+    used = models[0].get_all_params()
+    # CatBoost keeps rsm as a float32: 0.01 comes back as 0.009999999776
+    return {key: float(f"{used[key]:.6g}") if isinstance(used[key], float) else used[key]
+            for key in ("rsm", "border_count") if key in used}
+
+
+def _catboost_models(fitted) -> list:
+    """The fitted CatBoost estimators inside a fitted forecaster or classifier."""
+    if hasattr(fitted, "model"):  # the classification pipeline
+        candidates = [fitted.model]
+    else:
+        # behind target transforms (TransformedTargetForecaster) the model is the last step
+        params = getattr(fitted, "forecaster_", fitted).get_fitted_params()
+        candidates = params.get("estimators") or [params.get("estimator")]
+    return [m for m in candidates if isinstance(m, (CatBoostRegressor, CatBoostClassifier))]
+
+
 def feature_importances(forecaster: BaseForecaster) -> dict[str, float] | None:
     """CatBoost importances of the lags (``lag_1`` is the latest value), or None.
 
@@ -129,10 +157,7 @@ def feature_importances(forecaster: BaseForecaster) -> dict[str, float] | None:
     A ``direct`` reduction fits one regressor per horizon step; their importances are
     averaged. Forecasters without CatBoost inside give None.
     """
-    # behind target transforms (TransformedTargetForecaster) the model is the last step
-    fitted = getattr(forecaster, "forecaster_", forecaster).get_fitted_params()
-    regressors = fitted.get("estimators") or [fitted.get("estimator")]
-    regressors = [r for r in regressors if hasattr(r, "get_feature_importance")]
+    regressors = _catboost_models(forecaster)
     if not regressors:
         return None
     window_length = len(regressors[0].get_feature_importance())

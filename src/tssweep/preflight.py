@@ -27,9 +27,10 @@ def load_data(cfg: DictConfig):
     return dataset.load_series(cfg.dataset)
 
 
-def check_fits(cfg: DictConfig, data) -> None:
+def check_fits(cfg: DictConfig, data, window: bool = True) -> None:
     """The data hold the evaluation and the model: the backtest folds and the reduction
-    window fit the series, or each cross-validation fold gets a series of every class."""
+    window (unless ``window`` is False: a search sets it) fit the series, or each
+    cross-validation fold gets a series of every class."""
     from tssweep import forecast_evaluation, model
 
     if cfg.dataset.task == "classification":
@@ -38,11 +39,12 @@ def check_fits(cfg: DictConfig, data) -> None:
         check_folds(data[1], int(cfg.dataset.cv.folds))
         return
     forecast_evaluation.make_splitter(len(data), cfg.dataset)
-    model.check_window(cfg.model, forecast_evaluation.first_training_points(len(data), cfg.dataset),
-                       int(cfg.dataset.horizon))
+    if window:
+        model.check_window(cfg.model, forecast_evaluation.first_training_points(len(data), cfg.dataset),
+                           int(cfg.dataset.horizon))
 
 
-def check_sweep_jobs(config: DictConfig) -> None:
+def check_sweep_jobs(config: DictConfig, swept_keys: list[str]) -> None:
     """Compose and check the jobs of a sweep, and load and check each of its datasets.
 
     ``config`` is the sweep's config. With Hydra's basic sweeper, each distinct job is
@@ -50,7 +52,7 @@ def check_sweep_jobs(config: DictConfig) -> None:
     config's shape nor the data (``seed``, ``model.depth``, ...) are checked one by one
     by :func:`tssweep.checks.check_sweep` instead, so ``seed=range(0,200)`` composes
     one job, not 200. Other sweepers (Optuna) check their search space themselves;
-    here their base config is checked.
+    here their base config is checked, but for what the search sets (``swept_keys``).
     """
     from hydra.core.global_hydra import GlobalHydra
 
@@ -60,13 +62,17 @@ def check_sweep_jobs(config: DictConfig) -> None:
     for job_overrides in jobs:
         job_cfg = config if job_overrides is None else _compose(loader, config, job_overrides)
         task_cfg = OmegaConf.masked_copy(job_cfg, [key for key in job_cfg if key != "hydra"])
+        searched = frozenset(swept_keys) if job_overrides is None else frozenset()
         try:
-            checks.check_job_config(task_cfg, checks.group_choices(job_cfg.hydra.runtime.choices))
+            checks.check_job_config(task_cfg, checks.group_choices(job_cfg.hydra.runtime.choices), searched)
             overrides.check_arguments(task_cfg, job_overrides or list(config.hydra.overrides.task))
+            if any(key == "dataset" or key.startswith("dataset.") for key in searched):
+                continue  # each trial checks the data it draws
             key = OmegaConf.to_yaml(task_cfg.dataset, resolve=True)
             if key not in loaded:
                 loaded[key] = load_data(task_cfg)
-            check_fits(task_cfg, loaded[key])
+            check_fits(task_cfg, loaded[key],
+                       window=not searched & {"model", "model.window_length", "model.strategy"})
         except BadInput as err:
             if len(jobs) == 1:
                 raise

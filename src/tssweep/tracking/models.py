@@ -7,8 +7,15 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.pyfunc import PythonModel
 from mlflow.pyfunc import save_model as save_pyfunc_model
+from mlflow.types import ColSpec, Schema
+
+from tssweep.tracking.store import Store
 
 # What a logged pipeline needs to be loaded again, pinned to what trained it; passing
 # them spares MLflow's requirement inference, which costs over a second per model.
@@ -16,35 +23,57 @@ _MODEL_REQUIREMENTS = ("sktime", "catboost", "statsmodels", "scikit-learn", "pan
                        "scipy")
 
 
-def save_model(fitted: object, path: Path) -> None:
-    """Save a fitted sktime estimator in MLflow's model format (sktime flavor + pyfunc).
+def save_model(fitted: object, path: Path, forecast: pd.Series) -> None:
+    """Save a fitted sktime forecaster in MLflow's model format (sktime flavor + pyfunc).
 
     Loadable with ``sktime.utils.mlflow_sktime.load_model`` or
-    ``mlflow.pyfunc.load_model`` from ``runs:/<run_id>/model``.
+    ``mlflow.pyfunc.load_model`` from ``runs:/<run_id>/model``. Its pyfunc forecasts
+    the horizon it was fitted for from an empty frame (the input example: tssweep's
+    forecasters take no exogenous columns); ``forecast`` gives the output's schema.
     """
     from sktime.utils import mlflow_sktime
 
-    mlflow_sktime.save_model(fitted, str(path), pip_requirements=_pinned(_MODEL_REQUIREMENTS))
+    signature = ModelSignature(inputs=None, outputs=Schema([ColSpec("double", str(forecast.name or "forecast"))]))
+    mlflow_sktime.save_model(fitted, str(path), pip_requirements=_pinned(_MODEL_REQUIREMENTS),
+                             signature=signature, input_example=pd.DataFrame())
 
 
-def save_classifier(fitted: object, path: Path) -> None:
+def save_classifier(fitted: object, path: Path, labels: np.ndarray) -> None:
     """Save a fitted tssweep classifier (preprocessing + model) as an MLflow pyfunc model.
 
     ``mlflow.pyfunc.load_model("runs:/<run_id>/model").predict(X)`` takes sktime's
     nested DataFrame of series and returns labels; the tssweep package travels with
-    the model, so loading needs only the pinned requirements.
+    the model, so loading needs only the pinned requirements. The signature gives the
+    labels' type (``labels``, predicted ones); series in cells have no MLflow type,
+    so the input has no schema and no example.
     """
     import tssweep
 
+    signature = ModelSignature(inputs=None, outputs=infer_signature(pd.DataFrame({"label": labels})).inputs)
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_log.level
     pyfunc_log.setLevel(logging.ERROR)  # its per-model notice that pickles are code
     try:
         save_pyfunc_model(str(path), python_model=_ClassifierModel(fitted),
-                                 code_paths=[str(Path(tssweep.__file__).parent)],
-                                 pip_requirements=_pinned(_MODEL_REQUIREMENTS))
+                          code_paths=[str(Path(tssweep.__file__).parent)],
+                          pip_requirements=_pinned(_MODEL_REQUIREMENTS), signature=signature)
     finally:
         pyfunc_log.setLevel(level)
+
+
+def log_model(store: Store, run_id: str, path: Path) -> str:
+    """Log the model saved at ``path`` as the run's LoggedModel, named ``model`` (so
+    ``runs:/<run_id>/model`` finds it), and return its id (``models:/<id>``)."""
+    client = store.client
+    model = client.create_logged_model(store.experiment_id, name="model", source_run_id=run_id)
+    try:
+        client.log_model_artifacts(model.model_id, str(path))
+    except BaseException:
+        client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+    return model.model_id
 
 
 @lru_cache(maxsize=None)

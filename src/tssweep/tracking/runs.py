@@ -59,6 +59,18 @@ class TrackedRun:
             metric_rows, param_rows = metric_rows[_MAX_METRICS:], param_rows[_MAX_PARAMS:]
             tag_rows = tag_rows[_MAX_TAGS:]
 
+    def log_dataset(self, frame: pd.DataFrame, name: str, digest: str, context: str,
+                    targets: str | None = None) -> None:
+        """Record data the run used as an MLflow dataset input (the runs table's Dataset
+        column): ``digest`` tells equal data apart, ``context`` says what the run did
+        with them (training, holdout; train, test)."""
+        from mlflow.data import from_pandas
+        from mlflow.entities import DatasetInput, InputTag
+
+        dataset = from_pandas(frame, name=name, digest=digest, targets=targets)
+        self.store.client.log_inputs(self.run_id, datasets=[DatasetInput(
+            dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])])
+
     def log_artifacts(self, local_dir: Path) -> None:
         """Upload a folder's files to the run's artifact root in one call."""
         self.store.client.log_artifacts(self.run_id, str(local_dir))
