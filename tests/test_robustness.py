@@ -223,3 +223,36 @@ def test_secrets_and_credentials_stay_out_of_the_store(train, client, tracking_u
             assert "warehouse.password" not in run.data.params
             assert run.data.params["warehouse.uri"] == "postgresql://bob:***@db:5432/sales"
     assert "warehouse.password=***" in runs_of(client)[0].data.tags["tssweep.overrides"]
+
+
+def test_runs_of_a_sweep_killed_outright_are_closed_by_the_next_command(train, client, tmp_path, tracking_uri):
+    # kill -9 runs no cleanup: the parent and the running child stay RUNNING until the
+    # next command on this host finds their owner gone
+    process = start(tmp_path, tracking_uri, "-m", "preprocess=none,log", "model.iterations=3000")
+    wait_for_first_child(client, process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    left = {run.info.run_id: run for run in runs_of(client)}
+    assert sorted(run.info.status for run in left.values()) == ["RUNNING", "RUNNING"]
+    owners = {run.data.tags["tssweep.owners"] for run in left.values()}
+    assert len(owners) == 1 and f"/{process.pid}/" in owners.pop()
+
+    # a bystander still running is not touched: its own run stays RUNNING meanwhile
+    bystander = start(tmp_path, tracking_uri, "-m", "preprocess=detrend", "model.iterations=3000")
+    try:
+        deadline = time.monotonic() + 120
+        while not (by_bystander := {run.info.run_id for run in runs_of(client)
+                                    if run.data.tags.get("tssweep.role") == "child"} - set(left)):
+            assert bystander.poll() is None and time.monotonic() < deadline, bystander.communicate()[1][-3000:]
+            time.sleep(0.2)
+        by_bystander |= {client.get_run(run_id).data.tags["mlflow.parentRunId"] for run_id in by_bystander}
+        for run_id in left:
+            run = client.get_run(run_id)
+            assert run.info.status == "KILLED", run.info.run_name
+            assert f"its owner {run.data.tags['tssweep.owners']} is gone" in run.data.tags["tssweep.reaped"]
+        assert {client.get_run(run_id).info.status for run_id in by_bystander} == {"RUNNING"}
+    finally:
+        bystander.send_signal(signal.SIGINT)
+        bystander.communicate(timeout=60)
+    assert "RUNNING" not in [run.info.status for run in runs_of(client)]
+    assert not [run for run in runs_of(client) if run.info.run_id in by_bystander and "tssweep.reaped" in run.data.tags]

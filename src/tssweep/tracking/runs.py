@@ -16,7 +16,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from tssweep.objectives import test_twin
 from tssweep.redact import redact_uri
-from tssweep.tracking import names
+from tssweep.tracking import names, owners
 from tssweep.tracking.store import Store
 
 PARENT_RUN_ENV = "TSSWEEP_PARENT_RUN_ID"
@@ -88,7 +88,7 @@ def job_run(store: Store, overrides: list[str], tags: Mapping[str, str], sweep_d
     exception marks it FAILED with its traceback as ``traceback.txt``, Ctrl-C marks it
     KILLED; both are re-raised so Hydra reports the job as failed.
     """
-    run_tags = dict(tags)
+    run_tags = {**tags, owners.OWNERS_TAG: owners.this_process()}
     run_name = name or single_name
     if sweep_dir is not None:
         parent = store.client.get_run(find_parent(store, sweep_dir))
@@ -148,14 +148,16 @@ def start_parent(store: Store, sweep_dir: str, run_name: str, swept_keys: list[s
     earlier = store.client.search_runs(
         [store.experiment_id], filter_string=f"tags.`{STUDY_TAG}` = '{study}'",
         order_by=["attributes.start_time ASC"], max_results=1) if study else []
-    if earlier:
+    if earlier:  # every process sharing the study owns it, with the ones still running
         run_id = earlier[0].info.run_id
         store.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-        TrackedRun(store, run_id).log(tags={**tags, **sweep_tags})
+        TrackedRun(store, run_id).log(tags={
+            **tags, **sweep_tags, owners.OWNERS_TAG: owners.joined(earlier[0].data.tags.get(owners.OWNERS_TAG, ""))})
     else:
         run_id = store.client.create_run(
             store.experiment_id, run_name=run_name,
-            tags={**tags, **sweep_tags, **({STUDY_TAG: study} if study else {})}).info.run_id
+            tags={**tags, **sweep_tags, owners.OWNERS_TAG: owners.this_process(),
+                  **({STUDY_TAG: study} if study else {})}).info.run_id
     os.environ[PARENT_RUN_ENV] = run_id
     return run_id
 

@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig
 
 from tssweep.redact import redact_uri
+from tssweep.tracking import owners
 
 _SERVER_TIMEOUT = 5.0
 
@@ -29,8 +30,10 @@ def open_store(tracking_cfg: DictConfig) -> Store:
 
     ``MLFLOW_TRACKING_URI`` wins over ``tracking.uri``. A SQLite store's folder is
     created, and a new experiment gets ``tracking.artifact_location`` explicitly, so
-    MLflow never falls back to ``./mlruns`` in the current directory. Done once per
-    process and store: the jobs of a local sweep share the callback's connection.
+    MLflow never falls back to ``./mlruns`` in the current directory. Runs left RUNNING
+    by processes of this host that are gone are closed first
+    (:mod:`tssweep.tracking.owners`). Done once per process and store: the jobs of a
+    local sweep share the callback's connection.
     """
     uri, key = resolved_uri(tracking_cfg)
     location = tracking_cfg.get("artifact_location")
@@ -53,7 +56,9 @@ def _open_store(uri: str, key: str, name: str, location: str | None) -> Store:
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
-        return Store(client, experiment.experiment_id, uri)
+        store = Store(client, experiment.experiment_id, uri)
+        owners.reap(store)  # what processes killed outright left RUNNING
+        return store
     if location:
         Path(location).mkdir(parents=True, exist_ok=True)
         location = Path(location).resolve().as_uri()
