@@ -81,8 +81,9 @@ def test_the_parents_links_show_its_children_and_their_scores(tmp_path, train, t
             "compare-runs.png": check_page(compare, tmp_path / "compare-runs.png",
                                            *names, *map(format_metric, scores),
                                            *(run.info.run_id for run in children)),
+            # the Dataset column: the training data's name and digest
             "runs-table.png": check_page(table, tmp_path / "runs-table.png",
-                                         *names, *map(js_string, scores),
+                                         *names, *map(js_string, scores), *set(map(training_data, children)),
                                          f"!{parent.info.run_name}"),
             # the parent's page: its description rendered, the verdict and both links
             "parent-run.png": check_page(f"{ui_url}/#/experiments/{experiment_id}/runs/{parent.info.run_id}",
@@ -96,6 +97,13 @@ def test_the_parents_links_show_its_children_and_their_scores(tmp_path, train, t
         for name, path in screenshots.items():
             shutil.copyfile(path, out / name)
             print(f"copied to {out / name}")
+
+
+def training_data(run) -> str:
+    """The runs table's Dataset cell of a run: ``airline (daeae18c9b99fe92)``."""
+    (dataset,) = [item.dataset for item in run.inputs.dataset_inputs
+                  if {(tag.key, tag.value) for tag in item.tags} >= {("mlflow.data.context", "training")}]
+    return f"{dataset.name} ({dataset.digest})"
 
 
 def require_browser():

@@ -8,7 +8,7 @@
 // NOT be visible once all the others are (e.g. a run a filter should leave out).
 //
 // Exits 0 once all the texts are found (within 60 s), after saving a screenshot of the
-// 1600x1000 viewport; otherwise it saves the screenshot anyway, prints what was missing
+// 1920x1000 viewport; otherwise it saves the screenshot anyway, prints what was missing
 // (or present) and the start of the page's text, and exits 1. Used by tests/test_dashboard.py.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +30,7 @@ const profile = mkdtempSync(join(tmpdir(), 'check-page-'));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: '/usr/bin/chromium',
   headless: true,
-  viewport: { width: 1600, height: 1000 },
+  viewport: { width: 1920, height: 1000 },
   // Running as root on a machine with no network: no sandbox, no GPU, and none of the
   // calls Chromium makes on its own (updates, sync, QUIC probes).
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

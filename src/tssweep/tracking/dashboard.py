@@ -26,6 +26,8 @@ NOTE_TAG = "mlflow.note.content"
 COMPARE_TAG = "tssweep.link.compare"
 TABLE_TAG = "tssweep.link.table"
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+# the runs table's own columns kept beside the metrics: what data, which model
+_ATTRIBUTE_COLUMNS = ("attributes.`Dataset`", "attributes.`Models`", "attributes.`Duration`")
 
 
 def ui_url(tracking_cfg: DictConfig, store_uri: str) -> str:
@@ -51,7 +53,8 @@ def table_view(parent_id: str, metric: str, greater_is_better: bool) -> tuple[st
     column = f"metrics.`{metric}`"
     held_out = f"metrics.`{test_twin(metric)}`"
     view = {"searchFilter": f"tags.`mlflow.parentRunId` = '{parent_id}'", "orderByKey": column,
-            "orderByAsc": not greater_is_better, "selectedColumns": [column, held_out],
+            "orderByAsc": not greater_is_better,
+            "selectedColumns": [*_ATTRIBUTE_COLUMNS, column, held_out],
             # widths are only applied along with an order
             "columnOrder": [column, held_out], "columnWidths": {column: 180, held_out: 180}}
     return f"{SHARED_VIEW_PREFIX}{parent_id}", json.dumps(view)
