@@ -13,7 +13,7 @@ STORE ?= sqlite:///$(CURDIR)/outputs/mlflow.db
 export MLFLOW_DISABLE_TELEMETRY := true
 
 .PHONY: install install-stack sweep ui test test-official stack-up stack-down stack-status stack-shell \
-	bench bench-pruning bench-classification bench-scale clean
+	bench bench-pruning bench-classification bench-scale screenshots clean
 
 install: $(STAMP)
 
@@ -51,6 +51,12 @@ ui: install
 
 test: install-stack
 	$(PY) -m pytest
+
+# The dashboard screenshots under docs/, retaken by the browser test (Debian's chromium
+# and playwright-core from npm, as .ci/run installs them)
+screenshots: install-stack
+	test -d tests/browser/node_modules || npm ci --prefix tests/browser --no-audit --no-fund
+	TSSWEEP_SCREENSHOTS=$(CURDIR)/docs $(PY) -m pytest -n 0 -q tests/test_dashboard.py
 
 # hydra-optuna-sweeper's own test file against tssweep's sweeper, from a checkout of
 # Hydra's repository: make test-official HYDRA=/path/to/hydra
