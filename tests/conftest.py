@@ -3,10 +3,14 @@ for ``src/train.py`` as users run it (a subprocess), pointed at that store."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -78,3 +82,40 @@ def runs_of(client: MlflowClient, experiment: str = "tssweep") -> list:
     found = client.get_experiment_by_name(experiment)
     assert found is not None, f"experiment {experiment!r} was not created"
     return list(client.search_runs([found.experiment_id], order_by=["attributes.start_time ASC"]))
+
+
+def wait_for_health(uri, process, what):
+    """Until the server at ``uri`` answers /health; fail if ``process`` ends or 90 s pass."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
+            return
+        except OSError:
+            assert process.poll() is None, f"{what} ended: {process.communicate()[-1]}"[-2000:]
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def mlflow_command(verb: str, *args: str, port: int, cwd=None):
+    """``mlflow <verb>`` (server or ui) on 127.0.0.1:``port`` with one worker and no job
+    consumers (they would start 7 more processes no test needs); its URI while it runs,
+    stopped (its whole process group) at the end."""
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), verb, *args,
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+             "MLFLOW_DISABLE_TELEMETRY": "true"})
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(uri, process, f"mlflow {verb}")
+        yield uri
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()

@@ -27,21 +27,17 @@ What MLflow 3.17's UI honours (found with check_page.mjs against a real sweep):
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import shutil
-import signal
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from conftest import ROOT, free_port
-from test_server import wait_for_health
+from conftest import ROOT, free_port, mlflow_command
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +71,8 @@ def test_the_parents_links_show_its_children_and_their_scores(tmp_path, train, t
 
     names = [run.info.run_name for run in children]
     scores = [run.data.metrics[tags["optimized_metric"]] for run in children]
-    with mlflow_ui(tracking_uri, port):
+    # as `make ui` serves it; no line per request: the browser makes hundreds
+    with mlflow_command("ui", "--backend-store-uri", tracking_uri, "--uvicorn-opts", "--no-access-log", port=port):
         screenshots = {
             # the run ids too: a short name ("log") could be a parameter's value there
             "compare-runs.png": check_page(compare, tmp_path / "compare-runs.png",
@@ -113,29 +110,6 @@ def require_browser():
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: run .ci/run's install steps (apt-get install "
                     "-y --no-install-recommends chromium; npm ci --prefix tests/browser)")
-
-
-@contextlib.contextmanager
-def mlflow_ui(store: str, port: int):
-    """``mlflow ui`` on 127.0.0.1:port, as ``make ui`` starts it; stopped at the end."""
-    ui = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", store,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         # no line per request: the browser makes hundreds and nothing reads the pipe
-         "--uvicorn-opts", "--no-access-log"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-             "MLFLOW_DISABLE_TELEMETRY": "true"})
-    try:
-        wait_for_health(f"http://127.0.0.1:{port}", ui, "mlflow ui")
-        yield
-    finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        try:
-            ui.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(ui.pid, signal.SIGKILL)
-            ui.communicate()
 
 
 def check_page(url: str, screenshot: Path, *texts: str) -> Path:

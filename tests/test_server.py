@@ -5,55 +5,24 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from conftest import free_port
+from conftest import free_port, mlflow_command, wait_for_health
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for_health(uri, process, what):
-    """Until the server at ``uri`` answers /health; fail if ``process`` ends or 90 s pass."""
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-            return
-        except OSError:
-            assert process.poll() is None, f"{what} ended: {process.communicate()[-1]}"[-2000:]
-            assert time.monotonic() < deadline, f"{what} did not start"
-            time.sleep(0.5)
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
     port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server",
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-        # job execution would start 7 more processes the test does not need
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-             "MLFLOW_DISABLE_TELEMETRY": "true"})
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(uri, server, "mlflow server")
+    with mlflow_command("server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+                        "--artifacts-destination", str(tmp_path / "server-artifacts"),
+                        port=port, cwd=tmp_path) as uri:
         yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
     with socket.socket() as check:  # stopped: nothing listens on its port any more
         assert check.connect_ex(("127.0.0.1", port)) != 0
 

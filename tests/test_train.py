@@ -41,7 +41,7 @@ def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client,
     assert len({item.digest for item in inputs.values()}) == 2
     (output,) = run.outputs.model_outputs
     logged = client.get_logged_model(output.model_id)
-    assert logged.source_run_id == run.info.run_id and logged.status.to_string() == "READY"
+    assert logged.source_run_id == run.info.run_id and logged.status.value == "READY"
     # the logged pipeline loads back through MLflow and forecasts the holdout's length
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model",
