@@ -2,7 +2,7 @@
 
 import itertools
 
-from tssweep.tracking.names import MAX_LENGTH, child_name, parent_name, single_name
+from tssweep.tracking.names import GROUPS, MAX_LENGTH, child_name, parent_name, single_name
 
 
 def test_children_are_named_by_their_swept_values_without_group_prefixes():
@@ -37,3 +37,10 @@ def test_a_single_run_is_named_by_its_dataset_and_what_the_command_changed():
     assert single_name([], "airline", "none") == "airline · none"
     assert single_name(["preprocess=log", "model.depth=6", "tracking.uri=x", "dataset.horizon=6"],
                        "airline", "log") == "airline · log · depth=6"
+
+
+def test_the_groups_are_the_config_groups():
+    from conftest import CONF
+
+    assert GROUPS == {path.name for path in CONF.iterdir() if path.is_dir()} - {"hydra"}
+    assert child_name(["seed=3"], ["seed"]) == "seed=3"  # not a group: the key stays

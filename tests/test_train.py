@@ -152,3 +152,46 @@ def test_user_errors_are_one_message_without_traceback_and_leave_no_run(train, c
     assert process.returncode == 1 and "Traceback" not in process.stderr
     assert "dataset.path='absent.csv': no such file" in process.stderr
     assert client.get_experiment_by_name("tssweep") is None  # the data are checked before the run
+
+
+def summary_of(client, parent, tmp_path):
+    folder = Path(client.download_artifacts(parent.info.run_id, "", str(tmp_path / parent.info.run_id)))
+    return (folder / "summary.md").read_text(), pd.read_csv(folder / "children.csv"), folder
+
+
+def parent_of(client):
+    (parent,) = [r for r in runs_of(client) if r.data.tags.get("tssweep.role") == "parent"]
+    return parent
+
+
+@pytest.mark.parametrize("sweep, real", [
+    (["preprocess=none,detrend"], True),      # detrend's gain on airline's trend holds up
+    (["seed=1,2,3"], False),                  # the same model three times: a null sweep
+])
+def test_the_verdict_is_a_model_confidence_set_on_the_backtest_points(train, client, tmp_path, sweep, real):
+    train("-m", *sweep)
+    parent = parent_of(client)
+    text, table, _ = summary_of(client, parent, tmp_path)
+    line = next(line for line in text.splitlines() if line.startswith("- **Is it real?** "))
+    assert line.removeprefix("- **Is it real?** ").startswith("Real") is real, line
+    assert "model confidence set over 60 points" in line  # 5 folds x 12 steps, shared by all
+    assert set(table["in_best_set"]) <= {True, False} and table["mcs_p_value"].max() == 1.0
+    assert parent.data.metrics["n_in_best_set"] == (1 if real else table["in_best_set"].sum())
+    # each child's points are on the run, and their mean per fold is the fold's score
+    child = client.get_run(table["run_id"].iloc[0])
+    points = pd.read_csv(client.download_artifacts(child.info.run_id, "backtest_points.csv", str(tmp_path)))
+    folds = [m.value for m in sorted(client.get_metric_history(child.info.run_id, "fold_mase"), key=lambda m: m.step)]
+    assert points.groupby("fold")["mase"].mean().tolist() == pytest.approx(folds)
+
+
+def test_a_sweep_over_three_datasets_ranks_the_options_across_them(train, client, tmp_path):
+    train("-m", "dataset=unit_test,italy_power_demand,gunpoint", "preprocess=raw,summary")
+    parent = parent_of(client)
+    text, table, folder = summary_of(client, parent, tmp_path)
+    assert text.startswith("# Sweep summary, ranked by cross-validation `cv_accuracy`")
+    assert "## Across datasets" in text and "Average rank of each variant over 3 datasets" in text
+    assert {"1. raw", "1. summary"} & {line.split(":")[0] for line in text.splitlines()}
+    assert (folder / "critical_difference.png").stat().st_size > 5000
+    # three groups, each its own verdict on its own series
+    assert table["group"].nunique() == 3 and text.count("- **Is it real?**") == 3
+    assert "across_datasets.best_variant" in parent.data.tags

@@ -18,8 +18,6 @@ import atexit
 import contextlib
 import logging
 import os
-import shutil
-import statistics
 import sys
 import traceback
 from pathlib import Path
@@ -38,13 +36,11 @@ from tssweep import (
     interrupts,
     objectives,
     overrides,
-    plots,
     preflight,
     redact,
     shared_study,
+    report,
     study_identity,
-    study_report,
-    summary,
     tracking,
 )
 from tssweep.tracking import dashboard, names
@@ -74,6 +70,9 @@ class MlflowSweepCallback(Callback):
         self._task = "forecasting"
         self._ui = dashboard.DEFAULT_UI
         self._name = ""
+        self._summary_cfg: DictConfig = OmegaConf.create({"mcs_size": 0.1, "bootstrap_reps": 1000})
+        self._seed = 0
+        self._swept: list[str] = []
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # Hydra turns a callback's exception into a warning and runs the sweep anyway,
@@ -91,9 +90,12 @@ class MlflowSweepCallback(Callback):
         task_overrides = list(config.hydra.overrides.task)
         swept_keys = _swept_keys(config, task_overrides)
         # before the parent exists: nothing is left half-made
-        objective_names, directions = _refuse_bad_input(config, swept_keys)
+        objective_names, directions, task_name = _refuse_bad_input(config, swept_keys)
         self._metric = objective_names[0]
-        self._task = str(config.dataset.task)
+        self._task = task_name
+        self._summary_cfg = config.summary
+        self._seed = int(config.seed)
+        self._swept = swept_keys
         self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
         sweeper = config.hydra.sweeper
         identity: dict[str, str] = {}
@@ -137,7 +139,7 @@ class MlflowSweepCallback(Callback):
         summary_md = Path(self._sweep_dir) / "summary" / "summary.md"
         try:
             _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study,
-                       self._task, self._ui, self._name)
+                       self._task, self._ui, self._name, self._summary_cfg, self._seed, self._swept)
         finally:
             with self._study_lock():  # no other process asks for a trial meanwhile
                 others = shared_study.other_searches(*self._study) if self._study else 0
@@ -154,27 +156,26 @@ class MlflowSweepCallback(Callback):
         return shared_study.lock(*self._study) if self._study else contextlib.nullcontext()
 
 
-def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> tuple[list[str], list[str]]:
+def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> tuple[list[str], list[str], str]:
     """The job checks on the sweep's own config, and every value the sweep will try;
-    returns the objectives and, for tssweep's Optuna sweeper, the directions it will
-    optimise them in (none for other sweepers)."""
+    returns the objectives, for tssweep's Optuna sweeper the directions it will
+    optimise them in (none for other sweepers), and the jobs' task."""
     if config.hydra.launcher.get("_target_") == ray_launcher.TARGET:
         ray_launcher.check_cluster(config)
     task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
-    objective_names = checks.check_job_config(task, checks.group_choices(config.hydra.runtime.choices),
-                                              frozenset(swept_keys))
+    checks.check_job_config(task, checks.group_choices(config.hydra.runtime.choices), frozenset(swept_keys))
     search_params = _search_params(config)
     checks.check_sweep([*config.hydra.overrides.task,
                         *(f"{key}={value}" for key, value in search_params.items())])
     overrides.refuse_unknown_options(list(config.hydra.overrides.task),
                                      Path(config.paths.root_dir) / "conf")
-    preflight.check_sweep_jobs(config, swept_keys)
+    objective_names, task_name = preflight.check_sweep_jobs(config, swept_keys)
     if config.hydra.sweeper.get("_target_") != SWEEPER_TARGET:
-        return objective_names, []
+        return objective_names, [], task_name
     _refuse_bad_search_space(config)
     direction = config.hydra.sweeper.get("direction")
     direction = OmegaConf.to_container(direction) if OmegaConf.is_config(direction) else direction
-    return objective_names, objectives.search_directions(direction, objective_names)
+    return objective_names, objectives.search_directions(direction, objective_names), task_name
 
 
 def _refuse_bad_search_space(config: DictConfig) -> None:
@@ -211,60 +212,36 @@ def _swept_keys(config: DictConfig, overrides: list[str]) -> list[str]:
 
 
 def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Path,
-               study: tuple[str, str] | None, task: str, ui: str, title: str) -> None:
-    """Rank the children, judge each dataset's winner, report the study, log it on the
-    parent with links to the answer in the UI, and print the verdict and the links."""
-    higher = objectives.greater_is_better(metric)
+               study: tuple[str, str] | None, task: str, ui: str, title: str,
+               summary_cfg: DictConfig, seed: int, swept_keys: list[str]) -> None:
+    """Hand the children, their per-point losses and fold values to the report, log what
+    it made on the parent with links to the answer in the UI, and print the verdict and
+    the links."""
     children = tracking.child_runs(store, parent_id)
-    frame = tracking.runs_frame(children, metric)
-    ranked = summary.rank(frame, metric, higher)
-    finished_ids = ranked.loc[ranked["rank"].notna(), "run_id"]
-    folds_by_run = {run_id: tracking.fold_values(store, run_id, metric) for run_id in finished_ids}
-    comparisons = summary.compare_best(ranked, metric, higher, folds_by_run, task)
-    n_failed = int((frame["status"] == "FAILED").sum())
+    frame = tracking.runs_frame(children, metric, swept_keys)
+    finished = frame.loc[frame["status"].eq("FINISHED") & frame[metric].notna(), "run_id"].tolist()
+    column = report.loss_column(metric)
+    losses = tracking.point_losses(store, finished, column) if column else {}
+    fold_values = {run_id: tracking.fold_values(store, run_id, metric) for run_id in finished}
+    made = report.write_report(frame, losses, fold_values, metric, task, sweep_dir / "summary",
+                               float(summary_cfg.mcs_size), int(summary_cfg.bootstrap_reps), seed,
+                               study, sweep_dir)
 
-    out = sweep_dir / "summary"
-    out.mkdir(parents=True, exist_ok=True)
-    ranked.to_csv(out / "children.csv", index=False)
-    (out / "summary.md").write_text(
-        summary.to_markdown(ranked, comparisons, metric, objectives.evaluation_words(task)[0]))
+    higher = objectives.greater_is_better(metric)
     # the best first; a compare page of hundreds of trials would not load
-    compare = (dashboard.compare_link(ui, store.experiment_id, list(finished_ids[:_COMPARED]))
-               if len(finished_ids) else None)
+    compare = (dashboard.compare_link(ui, store.experiment_id, made.best_first[:_COMPARED])
+               if made.best_first else None)
     store.client.set_experiment_tag(store.experiment_id, *dashboard.table_view(parent_id, metric, higher))
     table = dashboard.table_link(ui, store.experiment_id, parent_id)
-    verdict = summary.verdict_lines(comparisons, metric)
-    if len(finished_ids):
-        fold_std = {run_id: statistics.stdev(values) if len(values) > 1 else 0.0
-                    for run_id, values in folds_by_run.items()}
-        plots.metric_bars(ranked, metric, fold_std, out / f"{metric}_by_child.png")
-
     # pruned and interrupted children are both KILLED: told apart by their tags
-    metrics = {"n_children": len(frame), "n_finished": len(finished_ids), "n_failed": n_failed,
+    metrics = {**made.metrics,
                "n_pruned": sum(tracking.PRUNED_TAG in run.data.tags for run in children),
                "n_interrupted": sum(tracking.INTERRUPTED_TAG in run.data.tags for run in children)}
-    tags = {dashboard.NOTE_TAG: dashboard.note(title, verdict, compare, table),
+    tags = {**made.tags, dashboard.NOTE_TAG: dashboard.note(title, made.verdict, compare, table),
             dashboard.TABLE_TAG: table, **({dashboard.COMPARE_TAG: compare} if compare else {})}
     log.info("\n%s\n  side by side:      %s\n  best first:        %s\n  (shown by `make ui`, "
-             "or the tracking server)", "\n".join(line for line in verdict if line),
+             "or the tracking server)", "\n".join(line for line in made.verdict if line),
              compare or "(no child finished)", table)
-    if study is not None:
-        storage, study_name = study
-        study_metrics, study_tags = study_report.write_study_report(storage, study_name, out)
-        results = sweep_dir / "optimization_results.yaml"
-        if results.is_file():
-            shutil.copy(results, out / results.name)
-        metrics.update(study_metrics)
-        tags.update(study_tags, **{"optuna.storage": redact.redact_uri(storage)})
-    for c in comparisons:
-        # one dataset: best_mase; several: airline.best_mase, lynx.best_mase, ...
-        prefix = f"{c.dataset}." if len(comparisons) > 1 else ""
-        values = {f"best_{metric}": c.best_value, "best_margin": c.margin,
-                  "best_margin_percent": c.margin_percent, "best_folds_won": c.folds_won,
-                  "best_vs_runner_up_p_value": c.p_value}
-        metrics.update({prefix + key: value for key, value in values.items() if value is not None})
-        tags.update({prefix + "best_run_id": c.best_run_id, prefix + "best_run_name": c.best_name,
-                     prefix + "verdict": c.verdict})
     run = tracking.TrackedRun(store, parent_id)
     run.log(metrics=metrics, tags=tags)
-    run.log_artifacts(out)
+    run.log_artifacts(sweep_dir / "summary")

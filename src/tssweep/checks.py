@@ -50,6 +50,8 @@ RULES: dict[str, Rule] = {
     "model.n_neighbors": _integer(1),
     "dataset.cv.folds": _integer(2),
     "preprocess.steps.minirocket.num_kernels": _integer(84),
+    "summary.mcs_size": Rule(float, lambda v: 0 < v < 1, "a number in (0, 1), e.g. 0.1 or 0.05"),
+    "summary.bootstrap_reps": _integer(100),
 }
 # what a group option declares about itself for the checks (which tasks it serves, what
 # it reads or makes), not a setting of the model or the preprocessing: never a param

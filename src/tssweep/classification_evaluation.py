@@ -34,10 +34,14 @@ class ClassificationEvaluation:
     ``fold_scores`` has a row per CV fold (metrics and seconds); ``cv_scores`` their
     means (``cv_accuracy``, ...); ``test_scores`` the test split's (``test_accuracy``,
     ...). ``test_predictions`` are the final model's labels for the test series, and
-    ``fitted`` that model, fitted on the whole train split.
+    ``fitted`` that model, fitted on the whole train split. ``cv_points`` has a row per
+    train series, scored once, by the fold that held it out: its loss for each metric
+    (0/1 for the accuracy-like ones, the log loss of its true class for ``log_loss``),
+    what a verdict compares variants on.
     """
 
     fold_scores: pd.DataFrame
+    cv_points: pd.DataFrame
     cv_scores: dict[str, float]
     test_scores: dict[str, float]
     labels: list
@@ -65,16 +69,20 @@ def evaluate_classifier(transformer, model, X: pd.DataFrame, y: np.ndarray, X_te
     """
     check_folds(y, folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    rows = []
+    rows, points = [], []
     for fold, (train, valid) in enumerate(splitter.split(np.zeros(len(y)), y)):
-        scores, *_ = _fit_score(transformer, model, X.iloc[train], y[train], X.iloc[valid], y[valid])
+        scores, predictions, probabilities, _, fitted = _fit_score(
+            transformer, model, X.iloc[train], y[train], X.iloc[valid], y[valid])
         rows.append({"fold": fold, **scores})
+        points.append(_series_losses(list(fitted.model.classes_), y[valid], predictions, probabilities)
+                      .assign(fold=fold, series=valid))
         if after_fold is not None:
             after_fold(fold, {f"cv_{name}": rows[-1][name] for name in METRICS})
     fold_scores = pd.DataFrame(rows).set_index("fold")
-    test, predictions, n_features, fitted = _fit_score(transformer, model, X, y, X_test, y_test)
+    test, predictions, _, n_features, fitted = _fit_score(transformer, model, X, y, X_test, y_test)
     return ClassificationEvaluation(
         fold_scores=fold_scores,
+        cv_points=pd.concat(points).sort_values("series")[["series", "fold", *METRICS]].reset_index(drop=True),
         cv_scores={f"cv_{name}": float(fold_scores[name].mean()) for name in METRICS},
         test_scores={f"test_{name}": test[name] for name in METRICS},
         labels=sorted(set(y) | set(y_test)), y_test=y_test, test_predictions=predictions,
@@ -112,8 +120,8 @@ class FittedClassifier:
 
 
 def _fit_score(transformer, model, X_fit, y_fit, X_score, y_score):
-    """Fit on one part, score the other; returns (scores with seconds, labels, n features,
-    the fitted classifier)."""
+    """Fit on one part, score the other; returns (scores with seconds, labels, class
+    probabilities, n features, the fitted classifier)."""
     start = time.perf_counter()
     transformer = transformer.clone().fit(X_fit) if transformer is not None else None
     features_fit, features_score = _features(transformer, model, X_fit, X_score)
@@ -133,8 +141,19 @@ def _fit_score(transformer, model, X_fit, y_fit, X_score, y_score):
         "transform_seconds": transformed - start, "fit_seconds": done_fit - transformed,
         "predict_seconds": done - done_fit,
     }
-    return ({k: float(v) for k, v in scores.items()}, predictions, n_features,
+    return ({k: float(v) for k, v in scores.items()}, predictions, probabilities, n_features,
             FittedClassifier(transformer, fitted))
+
+
+def _series_losses(classes: list, y: np.ndarray, predictions: np.ndarray,
+                   probabilities: np.ndarray) -> pd.DataFrame:
+    """Each held-out series' loss per metric: 0 or 1 for a wrong label, and minus the log
+    of the probability given to its true class."""
+    wrong = (np.asarray(predictions) != y).astype(float)
+    true_class = np.array([probabilities[i, classes.index(label)] if label in classes else 0.0
+                           for i, label in enumerate(y)])
+    return pd.DataFrame({"accuracy": wrong, "balanced_accuracy": wrong, "f1_macro": wrong,
+                         "log_loss": -np.log(np.clip(true_class, 1e-15, 1))})
 
 
 def _features(transformer, model, X_fit: pd.DataFrame, X_score: pd.DataFrame):

@@ -48,10 +48,14 @@ class ForecastEvaluation:
     seconds); ``backtest_scores`` their means, the numbers sweeps compare;
     ``test_scores`` the holdout's (``test_mase``, ...). ``fitted`` is the pipeline
     refitted on ``history`` (everything before the holdout) that produced
-    ``holdout_forecast``.
+    ``holdout_forecast``. ``backtest_points`` has a row per backtest fold and horizon
+    step with each metric's loss at that point (see :func:`point_losses`), whose mean
+    over a fold is the fold's score (the root of it for ``rmse``): what a verdict
+    compares variants on.
     """
 
     fold_scores: pd.DataFrame
+    backtest_points: pd.DataFrame
     backtest_scores: dict[str, float]
     test_scores: dict[str, float]
     history: pd.Series
@@ -115,13 +119,14 @@ def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series, dataset_c
     history, holdout = series.iloc[:-horizon], series.iloc[-horizon:]
     score = partial(_score, sp=seasonal_period)
 
-    fold_rows = []
+    fold_rows, points = [], []
     for fold, (train_index, test_index) in enumerate(splitter.split(history)):
         y_train, y_test = history.iloc[train_index], history.iloc[test_index]
         _, forecast, fit_seconds, predict_seconds = _fit_predict(forecaster, y_train, y_test.index)
         fold_rows.append({"fold": fold, "cutoff": str(y_train.index[-1]),
                           **score(y_test, forecast, y_train),
                           "fit_seconds": fit_seconds, "predict_seconds": predict_seconds})
+        points.append(point_losses(y_test, forecast, y_train, seasonal_period).assign(fold=fold))
         if after_fold is not None:
             after_fold(fold, fold_rows[-1])
     fold_scores = pd.DataFrame(fold_rows).set_index("fold")
@@ -132,6 +137,7 @@ def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series, dataset_c
                    for name, value in score(holdout, holdout_forecast, history).items()}
     return ForecastEvaluation(
         fold_scores=fold_scores,
+        backtest_points=pd.concat(points, ignore_index=True)[["fold", "step", "time", *METRICS]],
         backtest_scores={name: float(fold_scores[name].mean()) for name in METRICS},
         test_scores=test_scores,
         history=history,
@@ -153,6 +159,21 @@ def _fit_predict(forecaster: BaseForecaster, y_train: pd.Series, target_index: p
     forecast = model.predict(fh)
     done = time.perf_counter()
     return model, forecast, fitted_at - start, done - fitted_at
+
+
+def point_losses(y_true: pd.Series, y_pred: pd.Series, y_train: pd.Series, sp: int) -> pd.DataFrame:
+    """Each metric's loss at each forecast point (``step`` 1..h): absolute error for
+    ``mae``, squared error for ``rmse``, the symmetric percentage error for ``smape``,
+    the absolute error over the in-sample seasonal naive error for ``mase``."""
+    error = np.abs(y_true.to_numpy(float) - y_pred.to_numpy(float))
+    train = y_train.to_numpy(float)
+    naive = np.mean(np.abs(train[sp:] - train[:-sp])) if len(train) > sp else np.nan
+    return pd.DataFrame({
+        "step": np.arange(1, len(error) + 1), "time": y_true.index.astype(str),
+        "mae": error, "rmse": error ** 2,
+        "smape": 2 * error / (np.abs(y_true.to_numpy(float)) + np.abs(y_pred.to_numpy(float))),
+        "mase": error / naive,
+    })
 
 
 def _score(y_true: pd.Series, y_pred: pd.Series, y_train: pd.Series, sp: int) -> dict[str, float]:

@@ -120,6 +120,7 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
         [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
         if test_metric in scores.test_scores else []))
     scores.fold_scores.to_csv(artifacts / "backtest_folds.csv")
+    scores.backtest_points.to_csv(artifacts / "backtest_points.csv", index=False)  # for the verdict
     plots.forecast_plot(scores.history, scores.holdout, scores.holdout_forecast, title,
                         artifacts / "forecast.png")
     importances = model.feature_importances(scores.fitted)
@@ -152,6 +153,7 @@ def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.Tracke
         after_fold=after_fold)
 
     scores.fold_scores.to_csv(artifacts / "cv_folds.csv")
+    scores.cv_points.to_csv(artifacts / "cv_points.csv", index=False)  # for the verdict
     title = (f"{dataset_name} {run.name}: test accuracy "
              f"{scores.test_scores['test_accuracy']:.3f}")
     plots.confusion_matrix(scores.y_test, scores.test_predictions, scores.labels, title,

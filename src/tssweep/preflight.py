@@ -44,8 +44,10 @@ def check_fits(cfg: DictConfig, data, window: bool = True) -> None:
                            int(cfg.dataset.horizon))
 
 
-def check_sweep_jobs(config: DictConfig, swept_keys: list[str]) -> None:
-    """Compose and check the jobs of a sweep, and load and check each of its datasets.
+def check_sweep_jobs(config: DictConfig, swept_keys: list[str]) -> tuple[list[str], str]:
+    """Compose and check the jobs of a sweep, and load and check each of its datasets;
+    returns what the jobs optimise and their task, which must be the same for all (a
+    sweep over datasets takes them from its jobs, not from the default dataset).
 
     ``config`` is the sweep's config. With Hydra's basic sweeper, each distinct job is
     composed as the sweeper will compose it; values of keys that change neither the
@@ -59,12 +61,16 @@ def check_sweep_jobs(config: DictConfig, swept_keys: list[str]) -> None:
     loader = GlobalHydra.instance().config_loader()
     jobs = _distinct_jobs(config) if config.hydra.sweeper.get("_target_") == BASIC_SWEEPER else [None]
     loaded: dict[str, object] = {}
+    scored_on: dict[tuple, str] = {}  # (task, objectives) -> the first job of it
     for job_overrides in jobs:
         job_cfg = config if job_overrides is None else _compose(loader, config, job_overrides)
         task_cfg = OmegaConf.masked_copy(job_cfg, [key for key in job_cfg if key != "hydra"])
         searched = frozenset(swept_keys) if job_overrides is None else frozenset()
         try:
-            checks.check_job_config(task_cfg, checks.group_choices(job_cfg.hydra.runtime.choices), searched)
+            objective_names = checks.check_job_config(
+                task_cfg, checks.group_choices(job_cfg.hydra.runtime.choices), searched)
+            scored_on.setdefault((str(task_cfg.dataset.task), tuple(objective_names)),
+                                 _swept(job_overrides, config) if job_overrides else "")
             overrides.check_arguments(task_cfg, job_overrides or list(config.hydra.overrides.task))
             if any(key == "dataset" or key.startswith("dataset.") for key in searched):
                 continue  # each trial checks the data it draws
@@ -77,6 +83,14 @@ def check_sweep_jobs(config: DictConfig, swept_keys: list[str]) -> None:
             if len(jobs) == 1:
                 raise
             raise err.within(f"in the sweep's job {_swept(job_overrides, config)}") from None
+    if len(scored_on) > 1:
+        shown = "; ".join(f"{job}: {task}, {', '.join(names)}" for (task, names), job in scored_on.items())
+        raise BadInput("optimized_metric", config.optimized_metric if "optimized_metric" in config else None,
+                       f"the sweep's jobs are scored on different metrics ({shown}), so they "
+                       "cannot be ranked together.", "one task per sweep: sweep forecasting and "
+                       "classification datasets separately")
+    (task, objective_names), = scored_on
+    return list(objective_names), task
 
 
 def _compose(loader, config: DictConfig, job_overrides: list[str]) -> DictConfig:

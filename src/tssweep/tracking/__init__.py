@@ -9,9 +9,11 @@ process, and a global active run would leak from one job into the next.
 from tssweep.tracking.models import log_model, save_classifier, save_model
 from tssweep.tracking.params import flatten, source_tags
 from tssweep.tracking.runs import (
+    EVALUATION_KEYS,
     INTERRUPTED_TAG,
     PARENT_RUN_ENV,
     PARENT_TAG,
+    POINTS_FILES,
     PRUNED_TAG,
     ROLE_TAG,
     STUDY_TAG,
@@ -23,6 +25,7 @@ from tssweep.tracking.runs import (
     finish_parent,
     fold_values,
     job_run,
+    point_losses,
     runs_frame,
     start_parent,
     study_key,
@@ -30,7 +33,7 @@ from tssweep.tracking.runs import (
 from tssweep.tracking.store import Store, open_store, resolved_uri
 
 __all__ = [
-    "INTERRUPTED_TAG", "PARENT_RUN_ENV", "PARENT_TAG", "PRUNED_TAG", "ROLE_TAG", "STUDY_TAG",
+    "EVALUATION_KEYS", "POINTS_FILES", "point_losses", "INTERRUPTED_TAG", "PARENT_RUN_ENV", "PARENT_TAG", "PRUNED_TAG", "ROLE_TAG", "STUDY_TAG",
     "SWEEP_DIR_TAG", "SWEPT_KEYS_TAG", "Store", "TrackedRun", "child_runs", "find_parent",
     "finish_parent", "flatten", "fold_values", "job_run", "log_model", "open_store", "resolved_uri",
     "runs_frame", "save_classifier", "save_model", "source_tags", "start_parent", "study_key",

@@ -15,6 +15,10 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 MAX_LENGTH = 24
+# the config groups of conf/: their option alone says what it is (``detrend``); any
+# other key keeps its name (``seed=3``, ``depth=6``)
+GROUPS = frozenset({"dataset", "preprocess", "model", "tracking", "cluster", "paths",
+                    "experiment", "hparams_search"})
 SEPARATOR = " · "
 # keys that say where a run goes or runs, not what it is
 _INFRASTRUCTURE = ("tracking", "hydra", "paths", "cluster")
@@ -70,7 +74,7 @@ def _label(pairs: list[tuple[str, str]]) -> str:
     for (key, value), leaf in zip(pairs, leaves):
         if key.endswith(".path"):  # a file: its name without folder and extension
             parts.append(Path(value).stem)
-        elif "." not in key and values.count(value) == 1:
+        elif key in GROUPS and values.count(value) == 1:
             parts.append(value)
         else:
             parts.append(f"{leaf if leaves.count(leaf) == 1 else key}={value}")

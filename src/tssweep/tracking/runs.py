@@ -29,6 +29,13 @@ PARENT_TAG = "mlflow.parentRunId"
 PRUNED_TAG = "pruned"
 INTERRUPTED_TAG = "interrupted"
 
+# what a run was scored on, as its tags and params name it: rivals share all of them
+EVALUATION_KEYS = ("data.fingerprint", "dataset.horizon", "dataset.backtest.folds",
+                   "dataset.backtest.step", "dataset.cv.folds")
+# each child's per-point losses (a backtest point, or a train series held out by
+# cross-validation), by file, with the columns that identify a point
+POINTS_FILES = {"backtest_points.csv": ("fold", "step"), "cv_points.csv": ("series",)}
+
 # MLflow's own batch limits per log_batch call
 _MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000
 
@@ -210,11 +217,15 @@ def _log_failure(store: Store, run_id: str, err: BaseException) -> None:
             store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
 
 
-def runs_frame(runs: list, metric: str) -> pd.DataFrame:
+def runs_frame(runs: list, metric: str, swept_keys: list[str] = ()) -> pd.DataFrame:
     """One row per run: id, name, dataset, status, the metric, its held-out twin
-    (``test_mase``, ``test_accuracy``), fit seconds."""
+    (``test_mase``, ``test_accuracy``), fit seconds; then what it was scored on (the
+    data fingerprint and the evaluation settings) and its ``variant``: its values of
+    the swept keys other than the dataset's (``log``), the same on every dataset."""
     held_out = test_twin(metric)
-    columns = ["run_id", "run_name", "dataset", "status", metric, held_out, "fit_seconds"]
+    columns = ["run_id", "run_name", "dataset", "status", metric, held_out, "fit_seconds",
+               *EVALUATION_KEYS, "variant"]
+    not_data = [key for key in swept_keys if key != "dataset" and not key.startswith("dataset.")]
     rows = [{
         "run_id": run.info.run_id,
         "run_name": run.info.run_name,
@@ -223,7 +234,28 @@ def runs_frame(runs: list, metric: str) -> pd.DataFrame:
         metric: run.data.metrics.get(metric),
         held_out: run.data.metrics.get(held_out),
         "fit_seconds": run.data.metrics.get("fit_seconds"),
+        **{key: run.data.tags.get(key, run.data.params.get(key, "")) for key in EVALUATION_KEYS},
+        "variant": names.child_name(run.data.tags.get("tssweep.overrides", "").split(), not_data)
+        or run.info.run_name,
     } for run in runs]
     return pd.DataFrame(rows, columns=columns)
+
+
+def point_losses(store: Store, run_ids: list[str], column: str) -> dict[str, pd.Series]:
+    """Each run's per-point losses in ``column`` (see :data:`POINTS_FILES`), indexed by
+    point (fold and step, or train series); runs without the file are left out."""
+    found = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for run_id in run_ids:
+            for name, index in POINTS_FILES.items():
+                try:
+                    path = store.client.download_artifacts(run_id, name, f"{folder}/{run_id}")
+                except Exception:  # not this task's file, or a run from before it existed
+                    continue
+                points = pd.read_csv(path)
+                if column in points:
+                    found[run_id] = points.set_index(list(index))[column]
+                break
+    return found
 
 
