@@ -67,6 +67,13 @@ def test_cross_validation_then_test_split(compose_cfg, preprocess, model, n_feat
     assert result.test_scores["test_accuracy"] == pytest.approx(np.mean(result.test_predictions == y_test))
     assert result.n_features == n_features and result.fit_seconds > 0
     assert result.test_scores["test_accuracy"] > 0.55  # Chinatown is easy: better than chance
+    # each train series scored once, out of fold: the verdict's per-series losses
+    points = result.cv_points
+    assert points["series"].tolist() == list(range(len(y)))
+    assert (1 - points.groupby("fold")["accuracy"].mean()).tolist() == pytest.approx(
+        result.fold_scores["accuracy"].tolist())
+    assert points.groupby("fold")["log_loss"].mean().tolist() == pytest.approx(
+        result.fold_scores["log_loss"].tolist(), rel=1e-6)
 
 
 def test_too_many_folds_for_the_smallest_class(compose_cfg):

@@ -46,6 +46,13 @@ def test_scores_match_a_hand_computation(compose_cfg):
     assert result.test_scores["test_rmse"] == pytest.approx(np.sqrt(((holdout - last_year) ** 2).mean()))
     assert result.history.index[-1] < result.holdout.index[0]
     assert result.fitted.cutoff[0] == result.history.index[-1]
+    # the per-point losses the verdict compares: every fold and step, averaging to the fold's score
+    points = result.backtest_points
+    assert len(points) == cfg.dataset.backtest.folds * 12 and points["step"].max() == 12
+    by_fold = points.groupby("fold")
+    for name in ("mae", "smape", "mase"):
+        assert by_fold[name].mean().tolist() == pytest.approx(result.fold_scores[name].tolist())
+    assert np.sqrt(by_fold["rmse"].mean()).tolist() == pytest.approx(result.fold_scores["rmse"].tolist())
 
 
 def test_too_short_a_series_names_the_minimum(compose_cfg):
