@@ -141,3 +141,17 @@ def test_the_summary_keeps_its_contract(tmp_path):
     table = pd.read_csv(tmp_path / "children.csv")
     assert table["in_best_set"].tolist() == [True, False] and table["mcs_p_value"].iloc[0] == 1.0
     assert made.metrics["n_in_best_set"] == 1 and made.best_first == ["r0", "r1"]
+
+
+def test_trials_that_drew_the_same_model_tie_instead_of_stalling_the_test():
+    # identical per-series losses (a search's trials often land on one model) and losses
+    # a constant apart: the MCS divides by their zero spread, so they are tested once
+    rng = np.random.default_rng(5)
+    base = pd.Series((rng.random(20) < 0.3).astype(float))
+    perfect = pd.Series(np.zeros(20))
+    losses = {"a": base, "b": base.copy(), "c": perfect, "d": perfect.copy(), "e": base.where(base > 0, 0.5)}
+    frame = pd.DataFrame({"run_id": list(losses), "run_name": list(losses), "dataset": "unit_test",
+                          "status": "FINISHED", "cv_accuracy": [1 - s.mean() for s in losses.values()]})
+    (verdict,) = report.judge(report.rank(report.group_children(frame), "cv_accuracy", True), "cv_accuracy", losses)
+    assert sorted(verdict.best_set) == ["c", "d"] and verdict.text.startswith("Not distinguishable")
+    assert verdict.p_values["a"] == verdict.p_values["b"] < 0.1 and verdict.p_values["c"] == 1.0

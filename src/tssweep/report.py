@@ -206,28 +206,50 @@ def _judge(members: pd.DataFrame, metric: str, higher: bool, losses: dict[str, p
         verdict.text = ("The variants do not share per-point losses on the same points, so the "
                         "difference cannot be tested.")
         return verdict
-    from arch.bootstrap import MCS, optimal_block_length
-
-    if matrix.nunique(axis=1).eq(1).all():  # identical losses: nothing to tell apart
-        in_set, p_values = list(matrix.columns), {run_id: 1.0 for run_id in matrix.columns}
-    else:
-        if block_size is None:
-            differences = matrix.sub(matrix.mean(axis=1), axis=0)
-            chosen = optimal_block_length(differences.loc[:, differences.std() > 0])["stationary"].mean()
-            block_size = int(min(max(1, math.ceil(chosen)), max(1, len(matrix) // 4)))
-        # Tmax, the elimination rule of Hansen, Lunde & Nason that kept the false "Real"
-        # rate under the size in tests/test_report.py's null sweeps (the R rule did not)
-        mcs = MCS(matrix, size=size, reps=reps, block_size=block_size, method="max",
-                  bootstrap="stationary", seed=seed)
-        mcs.compute()
-        in_set = list(mcs.included)
-        p_values = {str(run_id): float(p) for run_id, p in mcs.pvalues["Pvalue"].items()}
+    in_set, p_values = _confidence_set(matrix, size, reps, block_size, seed)
     names = dict(zip(members["run_id"], members["run_name"]))
     verdict.points, verdict.p_values, verdict.variants = len(matrix), p_values, len(members)
     verdict.best_set_ids = [run_id for run_id in members["run_id"] if run_id in in_set]
     verdict.best_set = [names[run_id] for run_id in verdict.best_set_ids]
     verdict.text = _verdict_text(verdict, size, best["run_id"] in in_set, reps)
     return verdict
+
+
+def _confidence_set(matrix: pd.DataFrame, size: float, reps: int, block_size: int | None,
+                    seed: int) -> tuple[list[str], dict[str, float]]:
+    """The columns of ``matrix`` in the model confidence set, and each one's p-value.
+
+    The MCS divides by the spread of each pair's loss differences, which is zero for
+    variants with identical losses (trials that drew the same model) or losses a
+    constant apart. Identical columns are tested once, as one variant, and share its
+    result; of two columns a constant apart, the worse is out with p = 0.
+    """
+    from arch.bootstrap import MCS, optimal_block_length
+
+    keys = matrix.T.apply(lambda column: column.to_numpy().tobytes(), axis=1)
+    distinct = matrix.loc[:, ~keys.duplicated().to_numpy()]
+    same_as = {column: distinct.columns[keys[distinct.columns].tolist().index(keys[column])]
+               for column in matrix.columns}
+    dominated = {b if distinct[b].mean() > distinct[a].mean() else a
+                 for i, a in enumerate(distinct.columns) for b in distinct.columns[i + 1:]
+                 if (distinct[a] - distinct[b]).std() == 0}
+    tested = distinct.drop(columns=list(dominated))
+    if tested.shape[1] == 1:
+        kept, p_of = list(tested.columns), {tested.columns[0]: 1.0}
+    else:
+        if block_size is None:
+            differences = tested.sub(tested.mean(axis=1), axis=0)
+            chosen = optimal_block_length(differences)["stationary"].mean()
+            block_size = int(min(max(1, math.ceil(chosen)), max(1, len(tested) // 4)))
+        # Tmax, the elimination rule of Hansen, Lunde & Nason that kept the false "Real"
+        # rate under the size in tests/test_report.py's null sweeps (the R rule did not)
+        mcs = MCS(tested, size=size, reps=reps, block_size=block_size, method="max",
+                  bootstrap="stationary", seed=seed)
+        mcs.compute()
+        kept, p_of = list(mcs.included), {str(c): float(p) for c, p in mcs.pvalues["Pvalue"].items()}
+    p_of.update({column: 0.0 for column in dominated})
+    return ([column for column in matrix.columns if same_as[column] in kept],
+            {column: p_of[same_as[column]] for column in matrix.columns})
 
 
 def _loss_matrix(members: pd.DataFrame, losses: dict[str, pd.Series]) -> pd.DataFrame | None:
