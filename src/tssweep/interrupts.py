@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -23,6 +24,24 @@ def install() -> None:
         return
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _interrupt)
+    if sys.unraisablehook is not _swallowed:
+        global _default_unraisablehook
+        _default_unraisablehook = sys.unraisablehook
+        sys.unraisablehook = _swallowed
+
+
+_default_unraisablehook = sys.unraisablehook
+
+
+def _swallowed(unraisable) -> None:
+    """A signal that landed in a finaliser or a garbage-collection callback (SQLAlchemy's
+    registry cleanup, say) raised there, where Python ignores exceptions: deliver it
+    again, so the interrupt is not lost."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _received:
+        signum = _received.pop()
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
+    _default_unraisablehook(unraisable)
 
 
 def interrupted() -> bool:
