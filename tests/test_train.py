@@ -1,5 +1,6 @@
 """End to end: ``python src/train.py`` as users run it, checked in the MLflow store."""
 
+import re
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -195,3 +196,14 @@ def test_a_sweep_over_three_datasets_ranks_the_options_across_them(train, client
     # three groups, each its own verdict on its own series
     assert table["group"].nunique() == 3 and text.count("- **Is it real?**") == 3
     assert "across_datasets.best_variant" in parent.data.tags
+
+
+def test_two_horizons_are_two_groups_with_a_verdict_each(train, client, tmp_path):
+    train("-m", "dataset.horizon=6,12", "preprocess=none,detrend", "dataset.backtest.folds=2")
+    parent = parent_of(client)
+    text, table, _ = summary_of(client, parent, tmp_path)
+    assert "## airline (horizon 6" in text and "## airline (horizon 12" in text
+    assert text.count("- **Is it real?**") == 2 and table.groupby("group")["rank"].max().tolist() == [2, 2]
+    # each group's own metrics on the parent, under keys MLflow takes
+    keys = {key for key in parent.data.metrics if key.endswith(".best_mase")}
+    assert keys == {re.sub(r"[(),]", "", group) + ".best_mase" for group in table["group"].unique()}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import shutil
 import statistics
 import warnings
@@ -383,7 +384,9 @@ def parent_metrics(verdicts: list[Verdict], metric: str) -> tuple[dict, dict]:
     when there are several (``airline.best_mase``)."""
     metrics, tags = {}, {}
     for v in verdicts:
-        prefix = f"{v.group}." if len(verdicts) > 1 else ""
+        # MLflow keys take letters, digits, _ - . : / and spaces: "airline (horizon 6)"
+        # becomes "airline horizon 6"
+        prefix = re.sub(r"[^\w\-.:/ ]", "", v.group).strip() + "." if len(verdicts) > 1 else ""
         values = {f"best_{metric}": v.best_value, "best_margin": v.margin,
                   "best_margin_percent": v.margin_percent,
                   "n_in_best_set": len(v.best_set) if v.best_set else None}
