@@ -95,7 +95,7 @@ def write_report(children: pd.DataFrame, losses: dict[str, pd.Series], fold_valu
     across = across_datasets(ranked, metric) if ranked["group"].nunique() >= 3 else None
     table = with_verdicts(ranked, verdicts)
     out.mkdir(parents=True, exist_ok=True)
-    table.drop(columns=[c for c in (*EVALUATION, "variant") if c in table]).to_csv(out / "children.csv", index=False)
+    table.drop(columns=[c for c in EVALUATION if c in table]).to_csv(out / "children.csv", index=False)
     (out / "summary.md").write_text(to_markdown(table, verdicts, metric, evaluation_words(task)[0], across))
     if across is not None:
         critical_difference(across, out / "critical_difference.png")
@@ -414,7 +414,8 @@ def _table(frame: pd.DataFrame) -> str:
             return ""
         return f"{value:.4g}" if isinstance(value, float) else str(value)
 
-    shown = frame.drop(columns=[c for c in (*EVALUATION, "variant") if c in frame])
+    # run ids and names cut to the UI's column make way for what tells the variants apart
+    shown = frame.drop(columns=[c for c in (*EVALUATION, "run_id") if c in frame])
     header = "| " + " | ".join(shown.columns) + " |"
     rule = "|" + "---|" * len(shown.columns)
     rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]

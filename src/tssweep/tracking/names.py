@@ -26,8 +26,13 @@ _INFRASTRUCTURE = ("tracking", "hydra", "paths", "cluster")
 
 def child_name(overrides: list[str], swept_keys: list[str], job_num: int | None = None) -> str:
     """A sweep's child, by its own values of the swept keys: ``log · depth=6``."""
-    swept = [(key, value) for key, value in _pairs(overrides) if key in swept_keys]
-    return _fit(_label(swept), job_num)
+    return _fit(swept_values(overrides, swept_keys), job_num)
+
+
+def swept_values(overrides: list[str], swept_keys: list[str]) -> str:
+    """A job's values of the swept keys, uncut (``log_deseasonalize_detrend · depth=6``):
+    what tells it apart from the other jobs."""
+    return _label([(key, value) for key, value in _pairs(overrides) if key in swept_keys])
 
 
 def single_name(overrides: list[str], dataset_name: str, preprocess: str) -> str:

@@ -235,7 +235,7 @@ def runs_frame(runs: list, metric: str, swept_keys: list[str] = ()) -> pd.DataFr
         held_out: run.data.metrics.get(held_out),
         "fit_seconds": run.data.metrics.get("fit_seconds"),
         **{key: run.data.tags.get(key, run.data.params.get(key, "")) for key in EVALUATION_KEYS},
-        "variant": names.child_name(run.data.tags.get("tssweep.overrides", "").split(), not_data)
+        "variant": names.swept_values(run.data.tags.get("tssweep.overrides", "").split(), not_data)
         or run.info.run_name,
     } for run in runs]
     return pd.DataFrame(rows, columns=columns)
