@@ -89,6 +89,8 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
                 report_fold(fold, sum(done) / len(done))
 
         try:
+            if in_sweep and task == "forecasting":  # alone, it was checked before the run
+                preprocess.check_applicable(cfg.preprocess, data, choices.get("preprocess", "?"))
             job = _classify if task == "classification" else _forecast
             scores = job(cfg, choices, data, run, after_fold, artifacts, objectives[0])
         except BaseException:
@@ -111,7 +113,6 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
     """Backtest a forecasting pipeline, score its holdout, log it all on ``run``."""
     dataset_name = dataset.display_name(cfg.dataset, choices["dataset"])
     run.log(tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
-    preprocess.check_applicable(cfg.preprocess, series, choices.get("preprocess", "?"))
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
     scores = forecast_evaluation.evaluate_forecaster(pipeline, series, cfg.dataset, after_fold=after_fold)
 

@@ -34,13 +34,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from tssweep.objectives import greater_is_better
+from tssweep.objectives import DIRECTIONS, greater_is_better
 from tssweep.redact import redact_uri
 
 log = logging.getLogger(__name__)
 
-# the columns of ``children`` that say what a child was scored on (the tracking side's
-# EVALUATION_KEYS)
+# what a child was scored on, as its tags and params name it (the columns the tracking
+# side puts in ``children``): rivals share all of them
 EVALUATION = ("data.fingerprint", "dataset.horizon", "dataset.backtest.folds",
               "dataset.backtest.step", "dataset.cv.folds")
 
@@ -126,9 +126,10 @@ def write_report(children: pd.DataFrame, losses: dict[str, pd.Series], fold_valu
 def loss_column(metric: str) -> str | None:
     """The per-point loss column of an objective (``cv_accuracy`` -> ``accuracy``);
     None for one without per-point losses (``fit_seconds``)."""
-    name = metric.removeprefix("cv_")
-    return name if name in ("mae", "rmse", "smape", "mase", "accuracy", "balanced_accuracy",
-                            "f1_macro", "log_loss") else None
+    # every objective but the seconds is a mean of per-point losses, logged under its
+    # name without the cross-validation prefix
+    known = metric in DIRECTIONS and not metric.endswith("_seconds")
+    return metric.removeprefix("cv_") if known else None
 
 
 def group_children(children: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from tssweep.objectives import test_twin
 from tssweep.redact import redact_uri
+from tssweep.report import EVALUATION
 from tssweep.tracking import names, owners
 from tssweep.tracking.store import Store
 
@@ -30,8 +31,7 @@ PRUNED_TAG = "pruned"
 INTERRUPTED_TAG = "interrupted"
 
 # what a run was scored on, as its tags and params name it: rivals share all of them
-EVALUATION_KEYS = ("data.fingerprint", "dataset.horizon", "dataset.backtest.folds",
-                   "dataset.backtest.step", "dataset.cv.folds")
+EVALUATION_KEYS = EVALUATION
 # each child's per-point losses (a backtest point, or a train series held out by
 # cross-validation), by file, with the columns that identify a point
 POINTS_FILES = {"backtest_points.csv": ("fold", "step"), "cv_points.csv": ("series",)}
