@@ -3,9 +3,12 @@ every run ends with its true status."""
 
 from pathlib import Path
 
+import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 from sktime.datasets import load_airline
 from sktime.forecasting.naive import NaiveForecaster
@@ -99,14 +102,26 @@ def test_children_find_their_parent_from_the_env_or_by_sweep_dir(store, monkeypa
     assert status(store, parent) == "FINISHED"
 
 
-def test_a_saved_pipeline_loads_back_and_predicts(tmp_path):
+def test_a_saved_forecaster_loads_back_through_both_flavors(tmp_path):
     y = load_airline()
     fitted = NaiveForecaster(sp=12).fit(y, fh=np.arange(1, 4))
-    tracking.save_model(fitted, tmp_path / "model", fitted.predict())
+    tracking.save_forecaster(fitted, tmp_path / "model")
     requirements = (tmp_path / "model" / "requirements.txt").read_text()
     assert "catboost==" in requirements and "statsmodels==" in requirements
     loaded = mlflow_sktime.load_model(str(tmp_path / "model"))
     assert loaded.predict().equals(fitted.predict())
+    # the pyfunc face: steps after the end of the data, any subset, in the order asked
+    model = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    answer = model.predict(pd.DataFrame({"step": [3, 1]}))
+    assert answer.columns.tolist() == ["period", "step", "Number of airline passengers"]
+    assert answer["period"].tolist() == ["1961-03", "1961-01"] and answer["step"].tolist() == [3, 1]
+    assert answer["Number of airline passengers"].tolist() == fitted.predict().iloc[[2, 0]].tolist()
+    assert model.metadata.signature.inputs.input_names() == ["step"]
+    for bad, said in (([0], "whole number >= 1"), ([-2, 1], "whole number >= 1"), ([], "no rows")):
+        with pytest.raises(MlflowException, match=said):
+            model.predict(pd.DataFrame({"step": pd.Series(bad, dtype="int64")}))
+    with pytest.raises(MlflowException, match="missing inputs \\['step'\\]"):
+        model.predict(pd.DataFrame({"steps": [1]}))
 
 
 def test_source_tags_name_the_commit():

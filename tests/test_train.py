@@ -47,8 +47,12 @@ def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client,
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
     model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model",
                                      dst_path=str(tmp_path_factory.mktemp("loaded")))
-    assert len(model.predict(pd.DataFrame())) == 12
-    assert model.metadata.signature.outputs.input_names() == ["Number of airline passengers"]
+    forecast = model.predict(pd.DataFrame({"step": range(1, 13)}))
+    assert forecast["period"].tolist() == [f"1960-{month:02d}" for month in range(1, 13)]
+    assert model.metadata.signature.inputs.input_names() == ["step"]
+    assert model.metadata.signature.outputs.input_names() == ["period", "step", "Number of airline passengers"]
+    # a single run registers nothing unless asked
+    assert not client.search_registered_models()
     assert f"backtest mase={metrics['mase']:.4f}" in process.stdout
     # nothing lands in the directory the command ran in
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "outputs"]

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 # children on the compare-runs page the parent links to, best first
 _COMPARED = 50
+# the parent's tag listing the versions its winners became (name/version@alias)
+REGISTERED_TAG = "tssweep.registered"
 SWEEPER_TARGET = "hydra_plugins.tssweep_optuna_sweeper.sweeper.ResumableOptunaSweeper"
 FILTER = "tssweep.hparams_search.drop_inapplicable"
 
@@ -73,6 +75,7 @@ class MlflowSweepCallback(Callback):
         self._summary_cfg: DictConfig = OmegaConf.create({"mcs_size": 0.1, "bootstrap_reps": 1000})
         self._seed = 0
         self._swept: list[str] = []
+        self._tracking_cfg: DictConfig | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # Hydra turns a callback's exception into a warning and runs the sweep anyway,
@@ -96,6 +99,7 @@ class MlflowSweepCallback(Callback):
         self._summary_cfg = config.summary
         self._seed = int(config.seed)
         self._swept = swept_keys
+        self._tracking_cfg = config.tracking
         self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
         sweeper = config.hydra.sweeper
         identity: dict[str, str] = {}
@@ -137,9 +141,14 @@ class MlflowSweepCallback(Callback):
         status = RunStatus.to_string(RunStatus.FINISHED if completed else
                                      RunStatus.KILLED if interrupts.interrupted() else RunStatus.FAILED)
         summary_md = Path(self._sweep_dir) / "summary" / "summary.md"
+        with self._study_lock():
+            others = shared_study.other_searches(*self._study) if self._study else 0
+        # the winner is registered once, by the process that closes a completed sweep
+        register = completed and not others and bool(self._tracking_cfg.registry.enabled)
         try:
             _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study,
-                       self._task, self._ui, self._name, self._summary_cfg, self._seed, self._swept)
+                       self._task, self._ui, self._name, self._summary_cfg, self._seed, self._swept,
+                       self._tracking_cfg if register else None)
         finally:
             with self._study_lock():  # no other process asks for a trial meanwhile
                 others = shared_study.other_searches(*self._study) if self._study else 0
@@ -213,10 +222,11 @@ def _swept_keys(config: DictConfig, overrides: list[str]) -> list[str]:
 
 def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Path,
                study: tuple[str, str] | None, task: str, ui: str, title: str,
-               summary_cfg: DictConfig, seed: int, swept_keys: list[str]) -> None:
-    """Hand the children, their per-point losses and fold values to the report, log what
-    it made on the parent with links to the answer in the UI, and print the verdict and
-    the links."""
+               summary_cfg: DictConfig, seed: int, swept_keys: list[str],
+               registry_cfg: DictConfig | None) -> None:
+    """Hand the children, their per-point losses and fold values to the report, register
+    each group's winner (given ``registry_cfg``, the tracking config), log what it made on
+    the parent with links to the answer in the UI, and print the verdict and the links."""
     children = tracking.child_runs(store, parent_id)
     frame = tracking.runs_frame(children, metric, swept_keys)
     finished = frame.loc[frame["status"].eq("FINISHED") & frame[metric].notna(), "run_id"].tolist()
@@ -237,11 +247,46 @@ def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Pa
     metrics = {**made.metrics,
                "n_pruned": sum(tracking.PRUNED_TAG in run.data.tags for run in children),
                "n_interrupted": sum(tracking.INTERRUPTED_TAG in run.data.tags for run in children)}
-    tags = {**made.tags, dashboard.NOTE_TAG: dashboard.note(title, made.verdict, compare, table),
+    registered = (_register_winners(store, parent_id, children, made.winners, metric, registry_cfg, ui, title)
+                  if registry_cfg is not None else {})
+    verdict = [*made.verdict, *registered.values()]
+    if registered:
+        made.tags[REGISTERED_TAG] = ", ".join(registered)
+        with (sweep_dir / "summary" / "summary.md").open("a") as summary:
+            summary.write("\n## Registered\n\n" + "\n".join(registered.values()) + "\n")
+    tags = {**made.tags, dashboard.NOTE_TAG: dashboard.note(title, verdict, compare, table),
             dashboard.TABLE_TAG: table, **({dashboard.COMPARE_TAG: compare} if compare else {})}
     log.info("\n%s\n  side by side:      %s\n  best first:        %s\n  (shown by `make ui`, "
-             "or the tracking server)", "\n".join(line for line in made.verdict if line),
+             "or the tracking server)", "\n".join(line for line in verdict if line),
              compare or "(no child finished)", table)
     run = tracking.TrackedRun(store, parent_id)
     run.log(metrics=metrics, tags=tags)
     run.log_artifacts(sweep_dir / "summary")
+
+
+def _register_winners(store: tracking.Store, parent_id: str, children: list, winners: list[str],
+                      metric: str, tracking_cfg: DictConfig, ui: str, title: str) -> dict[str, str]:
+    """Each group's winner refitted on all its data and registered (``tssweep.job.
+    register_winner``); returns, per version (``name/version@alias``), the verdict line
+    that says what it became and why. A winner that cannot be refitted or registered is
+    reported, and the sweep still closes."""
+    from tssweep import job
+    from tssweep.tracking import registry
+
+    runs = {run.info.run_id: run for run in children}
+    lines = {}
+    for run_id in winners:
+        winner = runs[run_id]
+        try:
+            name = registry.registered_name(tracking_cfg, winner.data.params.get("dataset.name", "data"))
+            made = job.register_winner(tracking.job_config(store, run_id), store, parent_id, run_id,
+                                       name, metric, f"sweep {title}")
+        except Exception as err:  # the ranking and the verdict stand without it
+            log.error("The winner %s (%s) was not registered: %s", winner.info.run_name, run_id, err)
+            lines[f"{winner.info.run_name}: not registered"] = (
+                f"- **Not registered:** {winner.info.run_name}: {type(err).__name__}: {err}")
+            continue
+        lines[f"{made.name}/{made.version}@{made.alias}"] = (
+            f"- **Registered:** [{made.name} version {made.version}]({ui}{made.ui_path}) "
+            f"({winner.info.run_name}, refitted on all the data) is the **{made.alias}**: {made.reason}.")
+    return lines

@@ -53,6 +53,9 @@ RULES: dict[str, Rule] = {
     "summary.mcs_size": Rule(float, lambda v: 0 < v < 1, "a number in (0, 1), e.g. 0.1 or 0.05"),
     "summary.bootstrap_reps": _integer(100),
 }
+# keys that take one of a few words, and switches that take true or false
+WORDS: dict[str, tuple[str, ...]] = {"tracking.log_models": ("all", "none")}
+SWITCHES = ("tracking.registry.enabled", "tracking.registry.single_runs")
 # what a group option declares about itself for the checks (which tasks it serves, what
 # it reads or makes), not a setting of the model or the preprocessing: never a param
 OPTION_METADATA = frozenset({"model.tasks", "model.input", "preprocess.tasks", "preprocess.output"})
@@ -91,6 +94,14 @@ def check_config(cfg: DictConfig) -> None:
             continue
         if value is not _ABSENT and value is not None:
             check_value(key, value, rule)
+    for key, words in WORDS.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and value not in words:
+            raise BadInput(key, value, "unknown choice.", ", ".join(words))
+    for key in SWITCHES:
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and not isinstance(value, bool):
+            raise BadInput(key, value, "wrong type.", "true or false")
     strategies = STRATEGIES.get(OmegaConf.select(cfg, "model._target_", default=""))
     strategy = OmegaConf.select(cfg, "model.strategy", default=None)
     if strategies and strategy not in strategies:

@@ -108,15 +108,22 @@ class FittedClassifier:
     model: object
 
     def features(self, X: pd.DataFrame):
-        if self.transformer is not None:
-            return _matrix(self.transformer.transform(X))
-        return X if isinstance(self.model, BaseClassifier) else _flatten(X)
+        return _features_of(self.transformer, self.model, X)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.model.predict(self.features(X))).ravel()
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.model.predict_proba(self.features(X)))
+
+
+def fit_classifier(transformer, model, X: pd.DataFrame, y: np.ndarray) -> FittedClassifier:
+    """The preprocessing and the model fitted on all of ``X``: what a sweep's winner
+    becomes once it has been scored (on the train and test splits together)."""
+    transformer = transformer.clone().fit(X) if transformer is not None else None
+    features = _features_of(transformer, model, X)
+    n_features = features.shape[1] if features.ndim == 2 else X.shape[1]
+    return FittedClassifier(transformer, fit_to_width(clone(model), n_features).fit(features, y))
 
 
 def _fit_score(transformer, model, X_fit, y_fit, X_score, y_score):
@@ -157,12 +164,16 @@ def _series_losses(classes: list, y: np.ndarray, predictions: np.ndarray,
 
 
 def _features(transformer, model, X_fit: pd.DataFrame, X_score: pd.DataFrame):
+    return _features_of(transformer, model, X_fit), _features_of(transformer, model, X_score)
+
+
+def _features_of(transformer, model, X: pd.DataFrame):
     """What the model reads: the (fitted) transformer's features, or the series themselves."""
     if transformer is not None:
-        return _matrix(transformer.transform(X_fit)), _matrix(transformer.transform(X_score))
+        return _matrix(transformer.transform(X))
     if isinstance(model, BaseClassifier):  # sktime classifiers read series
-        return X_fit, X_score
-    return _flatten(X_fit), _flatten(X_score)
+        return X
+    return _flatten(X)
 
 
 def _matrix(features) -> np.ndarray:

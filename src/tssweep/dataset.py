@@ -115,6 +115,39 @@ def read_csv_series(path: str, time_column: str, target: str, freq: str) -> pd.S
     return series
 
 
+def read_panel_file(path: str) -> pd.DataFrame:
+    """Series to classify, from a file: sktime's nested DataFrame (one row per series).
+
+    ``.ts`` is sktime's (and the UCR/UEA archive's) format, labels in it ignored; a
+    ``.csv`` holds one univariate series per row, its values in the numeric columns
+    in order (empty cells at the end of a shorter series are left out), other columns
+    (an id, a label) ignored.
+    """
+    file = Path(path).expanduser()
+    allowed = "a .ts file, or a .csv with one series per row, absolute or relative to the directory you run in"
+    if not file.is_file():
+        raise BadInput("data", path, f"no such file (looked at {file.resolve()}).", allowed)
+    if file.suffix.lower() == ".ts":
+        from sktime.datasets import load_from_tsfile
+
+        try:
+            return load_from_tsfile(str(file), return_y=False, return_data_type="nested_univ")
+        except Exception as err:  # sktime's parser says what line is wrong
+            raise BadInput("data", path, f"cannot be read as a .ts file ({err}).", allowed) from err
+    if file.suffix.lower() != ".csv":
+        raise BadInput("data", path, "unknown file type.", allowed)
+    try:
+        frame = pd.read_csv(file)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise BadInput("data", path, f"cannot be read as CSV ({err}).", allowed) from err
+    values = frame.select_dtypes("number")
+    if frame.empty or values.shape[1] < 2:
+        raise BadInput("data", path, f"needs one series per row with at least two numeric columns; "
+                       f"it has {len(frame)} rows and {values.shape[1]} numeric columns.", allowed)
+    rows = [pd.Series(row[~np.isnan(row)]) for row in values.to_numpy(dtype=float)]
+    return pd.DataFrame({"dim_0": rows})
+
+
 # "1981 Q1", "1981-Q1", "1981q1": R's yearquarter and fpp3 exports; pandas reads "1981Q1"
 _QUARTER = re.compile(r"^(\d{4})\s*[-/ ]?\s*[Qq]([1-4])$")
 # "1981 W01", "1981-W01": R's yearweek (ISO weeks)

@@ -149,6 +149,12 @@ def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series, dataset_c
     )
 
 
+def fit_forecaster(forecaster: BaseForecaster, series: pd.Series, horizon: int) -> BaseForecaster:
+    """A fresh clone fitted on the whole ``series``, holdout included, for ``horizon``
+    steps after its end: what a sweep's winner becomes once it has been scored."""
+    return forecaster.clone().fit(series, fh=np.arange(1, horizon + 1))
+
+
 def _fit_predict(forecaster: BaseForecaster, y_train: pd.Series, target_index: pd.Index):
     """Fit a fresh clone on ``y_train`` and forecast ``target_index``; time both."""
     fh = ForecastingHorizon(target_index, is_relative=False)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -100,6 +102,11 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
                                       for key in folds_done[0]})
             raise
         run.log_artifacts(artifacts)
+    if not in_sweep and cfg.tracking.registry.enabled and cfg.tracking.registry.single_runs:
+        from tssweep.tracking.registry import registered_name
+
+        register_winner(cfg, store, run.run_id, run.run_id, registered_name(cfg.tracking, dataset_name),
+                        objectives[0], f"single run {run.name}")
 
     values = tuple(scores.objective(name) for name in objectives)
     kinds = evaluation_words(task)
@@ -133,7 +140,7 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
         run.log_dataset(part.rename_axis("time").reset_index().astype({"time": str}), dataset_name,
                         dataset.fingerprint(part), context, targets=str(series.name))
     _log_model(cfg, run, scores.fitted, artifacts,
-               lambda path: tracking.save_model(scores.fitted, path, scores.holdout_forecast))
+               lambda path: tracking.save_forecaster(scores.fitted, path))
     run.log(metrics={**scores.backtest_scores, **scores.test_scores,
                      "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
             step_metrics={f"fold_{name}": scores.fold_scores[name].tolist()
@@ -178,14 +185,59 @@ _LEFT_TO_THE_MODEL = frozenset({"model.rsm", "model.border_count"})
 
 
 def _log_model(cfg: DictConfig, run: tracking.TrackedRun, fitted, artifacts: Path, save) -> None:
-    """Save the fitted pipeline with ``save(path)``, log it as the run's LoggedModel,
-    and log the model settings it really used."""
-    path = artifacts.parent / "model"
-    save(path)
-    tracking.log_model(run.store, run.run_id, path)
+    """Save the fitted pipeline with ``save(path)`` and log it as the run's LoggedModel
+    (unless ``tracking.log_models=none``), and log the model settings it really used."""
+    if cfg.tracking.log_models == "all":
+        path = artifacts.parent / "model"
+        save(path)
+        tracking.log_model(run.store, run.run_id, path)
     used = model.effective_params(fitted)
     settings = [key.removeprefix("model.") for key in _LEFT_TO_THE_MODEL]
     run.log(params={f"model.{key}": used.get(key, cfg.model[key]) for key in settings if key in cfg.model})
+
+
+@dataclass
+class FinalModel:
+    """A winner's pipeline fitted once more, on all the labelled data: the whole series
+    (holdout included), or the train and test splits together."""
+
+    task: str
+    fitted: object
+    points: int  # points of the series, or labelled series, it was fitted on
+    labels: np.ndarray | None = None  # classification: the labels it can predict
+
+
+def fit_final(cfg: DictConfig) -> FinalModel:
+    """The pipeline of ``cfg`` (a job's resolved config) fitted on all its labelled data."""
+    data = preflight.load_data(cfg)
+    if cfg.dataset.task == "classification":
+        X_train, y_train, X_test, y_test = data
+        X, y = pd.concat([X_train, X_test], ignore_index=True), np.concatenate([y_train, y_test])
+        fitted = classification_evaluation.fit_classifier(
+            preprocess.feature_transformer(cfg.preprocess), model.build_model(cfg.model), X, y)
+        return FinalModel("classification", fitted, len(y), np.asarray(sorted(set(y))))
+    pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
+    return FinalModel("forecasting", forecast_evaluation.fit_forecaster(pipeline, data, int(cfg.dataset.horizon)),
+                      len(data))
+
+
+def register_winner(cfg: DictConfig, store: tracking.Store, run_id: str, winner_run_id: str,
+                    name: str, metric: str, what: str):
+    """Refit the winner (the run ``winner_run_id``, whose config is ``cfg``) on all its
+    labelled data, log it on ``run_id`` and register it as a version of ``name``:
+    champion or challenger (a :class:`tssweep.tracking.registry.Registration`)."""
+    from tssweep.tracking import registry
+
+    done = registry.already_registered(store, name, winner_run_id)
+    if done is not None:
+        return done
+    winner = store.client.get_run(winner_run_id)
+    final = fit_final(cfg)
+    described = (f"Best of {what} by {metric} = {winner.data.metrics[metric]:.4f}, refitted on all "
+                 f"{final.points} {'labelled series' if final.task == 'classification' else 'points'}.")
+    registration = registry.publish(store, run_id, winner, final, name, metric, described)
+    log.info("Registered %s", registration.line())
+    return registration
 
 
 def _show(values: dict[str, float]) -> str:

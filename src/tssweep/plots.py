@@ -14,9 +14,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
-def forecast_plot(history: pd.Series, holdout: pd.Series, forecast: pd.Series, title: str,
+def forecast_plot(history: pd.Series, holdout: pd.Series | None, forecast: pd.Series, title: str,
                   path: Path) -> None:
-    """History, the holdout's actual values and the forecast of them, on one time axis."""
+    """History, the holdout's actual values (if any: a forecast of the future has none)
+    and the forecast, on one time axis."""
     def x(series: pd.Series):
         index = series.index
         return index.to_timestamp() if isinstance(index, pd.PeriodIndex) else index
@@ -24,8 +25,9 @@ def forecast_plot(history: pd.Series, holdout: pd.Series, forecast: pd.Series, t
     figure = Figure(figsize=(9, 4))
     axes = figure.subplots()
     axes.plot(x(history), history.to_numpy(), color="0.4", linewidth=1, label="history")
-    axes.plot(x(holdout), holdout.to_numpy(), color="black", marker="o", markersize=3,
-              label="holdout (actual)")
+    if holdout is not None:
+        axes.plot(x(holdout), holdout.to_numpy(), color="black", marker="o", markersize=3,
+                  label="holdout (actual)")
     axes.plot(x(forecast), forecast.to_numpy(), color="tab:red", marker="o", markersize=3,
               label="forecast")
     axes.set_title(title)

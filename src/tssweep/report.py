@@ -73,6 +73,7 @@ class ParentReport:
     tags: dict
     verdict: list[str]
     best_first: list[str]  # finished children's run ids, best first
+    winners: list[str] = field(default_factory=list)  # the best child's run id in each group
 
 
 def write_report(children: pd.DataFrame, losses: dict[str, pd.Series], fold_values: dict[str, list[float]],
@@ -120,7 +121,8 @@ def write_report(children: pd.DataFrame, losses: dict[str, pd.Series], fold_valu
             shutil.copy(results, out / results.name)
         metrics.update(study_metrics)
         tags.update(study_tags, **{"optuna.storage": redact_uri(storage)})
-    return ParentReport(metrics, tags, verdict_lines(verdicts, metric), best_first)
+    return ParentReport(metrics, tags, verdict_lines(verdicts, metric), best_first,
+                        [verdict.best_run_id for verdict in verdicts])
 
 
 def loss_column(metric: str) -> str | None:

@@ -10,32 +10,46 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus
-from mlflow.models import ModelSignature, infer_signature
+from mlflow.models import Model, ModelSignature, infer_signature
 from mlflow.pyfunc import PythonModel
 from mlflow.pyfunc import save_model as save_pyfunc_model
 from mlflow.types import ColSpec, Schema
 
+from tssweep.tracking import serving
 from tssweep.tracking.store import Store
 
 # What a logged pipeline needs to be loaded again, pinned to what trained it; passing
 # them spares MLflow's requirement inference, which costs over a second per model.
+# sktime's own MLflow flavor, whose loader reads the pickled pipeline
+SKTIME_FLAVOR = "mlflow_sktime"
 _MODEL_REQUIREMENTS = ("sktime", "catboost", "statsmodels", "scikit-learn", "pandas", "numpy",
                        "scipy")
 
 
-def save_model(fitted: object, path: Path, forecast: pd.Series) -> None:
-    """Save a fitted sktime forecaster in MLflow's model format (sktime flavor + pyfunc).
+def save_forecaster(fitted: object, path: Path) -> None:
+    """Save a fitted sktime forecaster in MLflow's model format, as two flavors of one file.
 
-    Loadable with ``sktime.utils.mlflow_sktime.load_model`` or
-    ``mlflow.pyfunc.load_model`` from ``runs:/<run_id>/model``. Its pyfunc forecasts
-    the horizon it was fitted for from an empty frame (the input example: tssweep's
-    forecasters take no exogenous columns); ``forecast`` gives the output's schema.
+    ``model.zip`` is the pipeline as sktime's own flavor writes it, so
+    ``sktime.utils.mlflow_sktime.load_model`` loads it; the pyfunc face
+    (:mod:`tssweep.tracking.serving`) forecasts the steps of a ``step`` column after
+    the end of the data it was fitted on, which the signature and the input example
+    (steps 1..h of its own horizon) say.
     """
-    from sktime.utils import mlflow_sktime
+    import sktime
 
-    signature = ModelSignature(inputs=None, outputs=Schema([ColSpec("double", str(forecast.name or "forecast"))]))
-    mlflow_sktime.save_model(fitted, str(path), pip_requirements=_pinned(_MODEL_REQUIREMENTS),
-                             signature=signature, input_example=pd.DataFrame())
+    face = serving.ForecastModel(fitted)
+    steps = pd.DataFrame({serving.STEP: np.arange(1, face.fitted_steps + 1)})
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("long", serving.STEP)]),
+        outputs=Schema([ColSpec("string", serving.PERIOD), ColSpec("long", serving.STEP),
+                        ColSpec("double", face.target)]))
+    described = Model()
+    described.add_flavor(SKTIME_FLAVOR, pickled_model=serving.PICKLED_MODEL,
+                         sktime_version=sktime.__version__, serialization_format="pickle",
+                         code="code")
+    _quietly_save(path, loader_module=serving.__name__, mlflow_model=described,
+                  signature=signature, input_example=steps)
+    fitted.save(str(path / serving.PICKLED_MODEL))
 
 
 def save_classifier(fitted: object, path: Path, labels: np.ndarray) -> None:
@@ -47,25 +61,32 @@ def save_classifier(fitted: object, path: Path, labels: np.ndarray) -> None:
     labels' type (``labels``, predicted ones); series in cells have no MLflow type,
     so the input has no schema and no example.
     """
+    signature = ModelSignature(inputs=None, outputs=infer_signature(pd.DataFrame({"label": labels})).inputs)
+    _quietly_save(path, python_model=_ClassifierModel(fitted), signature=signature)
+
+
+def _quietly_save(path: Path, **how) -> None:
+    """``mlflow.pyfunc.save_model`` with the tssweep package as the model's code (what
+    loads a forecaster, what a classifier is made of) and the pinned requirements."""
     import tssweep
 
-    signature = ModelSignature(inputs=None, outputs=infer_signature(pd.DataFrame({"label": labels})).inputs)
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_log.level
     pyfunc_log.setLevel(logging.ERROR)  # its per-model notice that pickles are code
     try:
-        save_pyfunc_model(str(path), python_model=_ClassifierModel(fitted),
-                          code_paths=[str(Path(tssweep.__file__).parent)],
-                          pip_requirements=_pinned(_MODEL_REQUIREMENTS), signature=signature)
+        save_pyfunc_model(str(path), code_paths=[str(Path(tssweep.__file__).parent)],
+                          pip_requirements=_pinned(_MODEL_REQUIREMENTS), **how)
     finally:
         pyfunc_log.setLevel(level)
 
 
-def log_model(store: Store, run_id: str, path: Path) -> str:
-    """Log the model saved at ``path`` as the run's LoggedModel, named ``model`` (so
+def log_model(store: Store, run_id: str, path: Path, name: str = "model",
+              tags: dict[str, str] | None = None) -> str:
+    """Log the model saved at ``path`` as a LoggedModel of the run (named ``model``, so
     ``runs:/<run_id>/model`` finds it), and return its id (``models:/<id>``)."""
     client = store.client
-    model = client.create_logged_model(store.experiment_id, name="model", source_run_id=run_id)
+    model = client.create_logged_model(store.experiment_id, name=name, source_run_id=run_id,
+                                       tags=tags)
     try:
         client.log_model_artifacts(model.model_id, str(path))
     except BaseException:

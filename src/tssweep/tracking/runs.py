@@ -241,6 +241,14 @@ def runs_frame(runs: list, metric: str, swept_keys: list[str] = ()) -> pd.DataFr
     return pd.DataFrame(rows, columns=columns)
 
 
+def job_config(store: Store, run_id: str):
+    """The config a job ran with (its ``config.yaml``, resolved), as a DictConfig."""
+    from omegaconf import OmegaConf
+
+    with tempfile.TemporaryDirectory() as folder:
+        return OmegaConf.load(store.client.download_artifacts(run_id, "config.yaml", folder))
+
+
 def point_losses(store: Store, run_ids: list[str], column: str) -> dict[str, pd.Series]:
     """Each run's per-point losses in ``column`` (see :data:`POINTS_FILES`), indexed by
     point (fold and step, or train series); runs without the file are left out."""

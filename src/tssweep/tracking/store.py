@@ -14,6 +14,8 @@ from tssweep.redact import redact_uri
 from tssweep.tracking import owners
 
 _SERVER_TIMEOUT = 5.0
+# no progress bar on the terminal for each small file the summary or a prediction fetches
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @dataclass
@@ -38,6 +40,22 @@ def open_store(tracking_cfg: DictConfig) -> Store:
     uri, key = resolved_uri(tracking_cfg)
     location = tracking_cfg.get("artifact_location")
     return _open_store(uri, key, str(tracking_cfg.experiment), str(location) if location else None)
+
+
+def connect(tracking_cfg: DictConfig) -> Store:
+    """The configured store, to read from: nothing is created, not even the experiment
+    (``experiment_id`` is the existing one's, or empty) or a SQLite file."""
+    from tssweep.errors import BadInput
+
+    uri, key = resolved_uri(tracking_cfg)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise BadInput(key, redact_uri(uri), "no store there yet.",
+                       "the store a sweep wrote to (`make sweep` fills outputs/mlflow.db)")
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri, key)
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(str(tracking_cfg.experiment))
+    return Store(client, experiment.experiment_id if experiment else "", uri)
 
 
 def resolved_uri(tracking_cfg: DictConfig) -> tuple[str, str]:

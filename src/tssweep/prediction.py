@@ -1,0 +1,80 @@
+"""``src/predict.py``: a model from the store, asked about what comes after its data.
+
+A forecaster forecasts ``horizon`` steps (by default the horizon it was fitted for)
+after the end of the series it was fitted on; a sweep's registered winner was fitted on
+the whole series, so that is the future. It goes through the model's pyfunc, as a
+served model answers, and is written to ``forecast.csv`` (the period first, the
+forecast last) and drawn in ``forecast.png`` after the history, both in the run dir.
+A classifier labels the series of the file named by ``data`` into ``labels.csv``.
+Nothing is written to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from tssweep import dataset, plots, tracking
+from tssweep.errors import BadInput
+from tssweep.tracking import registry, serving
+
+log = logging.getLogger(__name__)
+
+
+def predict(cfg: DictConfig) -> list[Path]:
+    """Load ``cfg.model``, forecast or label, write the files; returns their paths."""
+    store = tracking.connect(cfg.tracking)
+    uri = registry.model_uri(store, cfg.model)
+    out = Path(HydraConfig.get().runtime.output_dir)
+    with tempfile.TemporaryDirectory() as folder:
+        model, face = registry.load(store, uri, Path(folder))
+        if isinstance(face, serving.ForecastModel):
+            written = _forecast(cfg, uri, model, face, out)
+        else:
+            written = _label(cfg, model, out)
+    for path in written:
+        print(path)
+    return written
+
+
+def _forecast(cfg: DictConfig, uri: str, model, face: serving.ForecastModel, out: Path) -> list[Path]:
+    if cfg.get("data") is not None:
+        raise BadInput("data", cfg.data, f"{uri} is a forecaster: it forecasts after the series it "
+                       "was fitted on and reads no file.", "data=null (for forecasters)")
+    horizon = face.fitted_steps if cfg.horizon is None else cfg.horizon
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise BadInput("horizon", horizon, "must be a whole number of steps >= 1.",
+                       f"1, 2, ..., or null for the model's own horizon ({face.fitted_steps})")
+    forecast = model.predict(pd.DataFrame({serving.STEP: range(1, horizon + 1)}))
+    table, figure = out / "forecast.csv", out / "forecast.png"
+    forecast.to_csv(table, index=False)
+    history = face.history
+    series = pd.Series(forecast[face.target].to_numpy(),
+                       index=pd.PeriodIndex(forecast[serving.PERIOD], freq=history.index.freq)
+                       if isinstance(history.index, pd.PeriodIndex) else forecast[serving.PERIOD])
+    plots.forecast_plot(history, None, series,
+                        f"{uri}: {horizon} steps after {history.index[-1]}", figure)
+    log.info("%s: %d steps after %s, %s to %s", uri, horizon, history.index[-1],
+             forecast[serving.PERIOD].iloc[0], forecast[serving.PERIOD].iloc[-1])
+    return [table, figure]
+
+
+def _label(cfg: DictConfig, model, out: Path) -> list[Path]:
+    if cfg.get("data") is None:
+        raise BadInput("data", None, f"{cfg.model} is a classifier: name the file of series to label.",
+                       "data=<file>.ts, or a .csv with one series per row")
+    if cfg.horizon is not None:
+        raise BadInput("horizon", cfg.horizon, "a classifier labels series; it has no horizon.",
+                       "horizon=null (for classifiers)")
+    panel = dataset.read_panel_file(str(cfg.data))
+    labels = pd.DataFrame({"series": range(len(panel)), "label": model.predict(panel)})
+    table = out / "labels.csv"
+    labels.to_csv(table, index=False)
+    log.info("%s: %d series labelled, %s", cfg.model, len(labels),
+             ", ".join(f"{label} x{count}" for label, count in labels["label"].value_counts().items()))
+    return [table]

@@ -1,0 +1,257 @@
+"""The Model Registry: a sweep's winner as a new version, named champion or challenger.
+
+The winner, refitted on all the labelled data, is logged as a LoggedModel of the
+sweep's parent (or of a single run that asked for it) and registered as a new version
+of ``tracking.registry.name`` (``<experiment>-<dataset>`` by default, e.g.
+``tssweep-airline``). Its tags say where it came from (the parent, the child whose
+config won, its overrides), what it was scored on (the data fingerprint and the
+evaluation settings, as :data:`tssweep.report.EVALUATION` names them) and its score.
+
+The alias ``champion`` moves to the new version only when there is no champion yet, or
+when it beats the champion on the same data, the same evaluation and the same metric;
+otherwise the new version is the ``challenger``, and :class:`Registration` says why
+(worse, or not comparable). Scores from different data or evaluations are never
+compared. This module also turns what a user types as a model (``models:/<name>@<alias>``,
+``models:/<name>/<version>``, ``runs:/<run id>/model``, ``m-<id>``) into a loaded model,
+or into one message naming what does not exist.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig
+
+from tssweep.errors import BadInput
+from tssweep.objectives import greater_is_better
+from tssweep.report import EVALUATION
+from tssweep.tracking import serving
+from tssweep.tracking.models import log_model, save_classifier, save_forecaster
+from tssweep.tracking.store import Store
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+# the run whose config won: a sweep's child, or the single run itself
+SOURCE_RUN_TAG = "tssweep.source_run"
+PARENT_RUN_TAG = "tssweep.parent_run"
+OVERRIDES_TAG = "tssweep.overrides"
+METRIC_TAG = "tssweep.metric"
+SCORE_TAG = "tssweep.score"
+# what a champion and a newcomer must share to be compared: the metric, then the data
+# and the evaluation settings
+_COMPARED_ON = (METRIC_TAG, *EVALUATION)
+LOGGED_NAME = "winner"
+URI_FORMS = ("models:/<name>@<alias>, models:/<name>/<version>, runs:/<run id>/model "
+             "or m-<logged model id>")
+
+
+@dataclass
+class Registration:
+    """What became of a winner in the registry."""
+
+    name: str
+    version: int
+    alias: str  # champion or challenger
+    reason: str  # why, in a sentence
+    ui_path: str  # the version's page, after the UI's address
+
+    def line(self) -> str:
+        return f"{self.name} version {self.version} is the {self.alias}: {self.reason}"
+
+
+def registered_name(tracking_cfg: DictConfig, dataset_name: str) -> str:
+    """``tracking.registry.name``, or ``<experiment>-<dataset>``."""
+    configured = tracking_cfg.registry.get("name")
+    return str(configured) if configured else f"{tracking_cfg.experiment}-{dataset_name}"
+
+
+def already_registered(store: Store, name: str, source_run_id: str) -> Registration | None:
+    """The version that holds ``source_run_id``'s winner already (a resumed search whose
+    best trial did not change), or None."""
+    try:
+        found = store.client.search_model_versions(
+            f"name = '{_quoted(name)}' and tags.`{SOURCE_RUN_TAG}` = '{source_run_id}'")
+    except MlflowException:
+        return None
+    if not found:
+        return None
+    version = max(found, key=lambda v: int(v.version))
+    alias = CHAMPION if _aliases(store, name).get(CHAMPION) == str(version.version) else CHALLENGER
+    return Registration(name, int(version.version), alias, "already registered from the same run; "
+                        "nothing new to compare", _ui_path(name, version.version))
+
+
+def publish(store: Store, run_id: str, winner, final, name: str, metric: str,
+            description: str) -> Registration:
+    """Log ``final`` (the winner's pipeline refitted on all the labelled data) as a
+    LoggedModel of ``run_id`` and register it under ``name``, champion or challenger.
+
+    ``winner`` is the MLflow run whose config and score won; ``final`` has ``task``,
+    ``fitted``, ``points`` (what it was fitted on) and, for classification, ``labels``.
+    """
+    tags = {SOURCE_RUN_TAG: winner.info.run_id, PARENT_RUN_TAG: run_id,
+            OVERRIDES_TAG: winner.data.tags.get(OVERRIDES_TAG, ""), METRIC_TAG: metric,
+            SCORE_TAG: repr(float(winner.data.metrics[metric])),
+            "data.fitted_on": str(final.points), "tssweep.task": final.task,
+            **{key: str(winner.data.tags.get(key, winner.data.params.get(key, ""))) for key in EVALUATION}}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model"
+        if final.task == "classification":
+            save_classifier(final.fitted, path, final.labels)
+        else:
+            save_forecaster(final.fitted, path)
+        model_id = log_model(store, run_id, path, name=LOGGED_NAME, tags=tags)
+    return register(store, name, model_id, run_id, tags, description)
+
+
+def register(store: Store, name: str, model_id: str, run_id: str, tags: dict[str, str],
+             description: str) -> Registration:
+    """A new version of ``name`` from the LoggedModel ``model_id``, given the alias
+    ``champion`` if it beats the current one on the same data and evaluation, else
+    ``challenger``."""
+    client = store.client
+    try:
+        client.create_registered_model(name, description="Sweep winners registered by tssweep; "
+                                       "the alias champion is the best on its data and evaluation.")
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    champion = _by_alias(store, name, CHAMPION)
+    version = client.create_model_version(name, f"models:/{model_id}", run_id=run_id, tags=tags,
+                                          description=description, model_id=model_id)
+    alias, reason = _standing(tags, champion)
+    client.set_registered_model_alias(name, alias, version.version)
+    return Registration(name, int(version.version), alias, reason, _ui_path(name, version.version))
+
+
+def _standing(tags: dict[str, str], champion) -> tuple[str, str]:
+    """(alias, why) of a newcomer with ``tags`` against the current ``champion``."""
+    if champion is None:
+        return CHAMPION, "the first champion"
+    metric = tags[METRIC_TAG]
+    theirs = champion.tags
+    differs = [key for key in _COMPARED_ON if str(theirs.get(key, "")) != str(tags.get(key, ""))]
+    if differs:
+        what = ("another metric" if METRIC_TAG in differs else
+                "other data" if "data.fingerprint" in differs else "another evaluation")
+        details = ", ".join(f"{key} {theirs.get(key) or '-'} -> {tags.get(key) or '-'}" for key in differs)
+        return CHALLENGER, (f"not comparable with the champion (version {champion.version}): "
+                            f"scored on {what} ({details}), so it does not take the champion's place")
+    new, old = float(tags[SCORE_TAG]), float(theirs[SCORE_TAG])
+    higher = greater_is_better(metric)
+    beats = (new > old if higher else new < old) and not math.isclose(new, old)
+    shown = f"{metric} {new:.4f} against {old:.4f} for version {champion.version}"
+    if beats:
+        return CHAMPION, f"beats the champion on the same data and evaluation ({shown})"
+    return CHALLENGER, f"does not beat the champion on the same data and evaluation ({shown})"
+
+
+def _by_alias(store: Store, name: str, alias: str):
+    try:
+        return store.client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _aliases(store: Store, name: str) -> dict[str, str]:
+    """alias -> version of a registered model."""
+    return {alias: str(version) for alias, version in store.client.get_registered_model(name).aliases.items()}
+
+
+def _ui_path(name: str, version) -> str:
+    from urllib.parse import quote
+
+    return f"/#/models/{quote(name, safe='')}/versions/{version}"
+
+
+def _quoted(text: str) -> str:
+    return text.replace("'", "\\'")
+
+
+def model_uri(store: Store, text: str) -> str:
+    """What the user typed as a model, checked against the store: a URI MLflow loads, or
+    one :class:`BadInput` naming the model, version, alias or run that does not exist."""
+    client = store.client
+    text = str(text).strip()
+    if text.startswith("m-"):
+        return model_uri(store, f"models:/{text}") if _logged(store, text) else _no_logged(store, text)
+    if text.startswith("runs:/"):
+        run_id = text.removeprefix("runs:/").split("/", 1)[0]
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            raise BadInput("model", text, f"no run {run_id!r} in this store ({store.uri}).",
+                           URI_FORMS) from None
+        if not run.outputs or not run.outputs.model_outputs:
+            raise BadInput("model", text, f"run {run_id!r} logged no model (tracking.log_models=none?).",
+                           URI_FORMS)
+        return text
+    if not text.startswith("models:/"):
+        raise BadInput("model", text, "not a model URI.", URI_FORMS)
+    reference = text.removeprefix("models:/")
+    if reference.startswith("m-"):
+        return text if _logged(store, reference) else _no_logged(store, text)
+    name, alias, version = _split_reference(reference)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        names = sorted(model.name for model in client.search_registered_models())
+        raise BadInput("model", text, f"no registered model {name!r} in this store ({store.uri}).",
+                       ", ".join(f"models:/{n}@champion" for n in names) or
+                       "none yet: a sweep (-m) registers its winner") from None
+    if alias is not None and _by_alias(store, name, alias) is None:
+        aliases = sorted(_aliases(store, name))
+        raise BadInput("model", text, f"{name!r} has no version with the alias {alias!r}.",
+                       ", ".join(f"models:/{name}@{a}" for a in aliases) or f"models:/{name}/<version>")
+    if version is not None:
+        try:
+            client.get_model_version(name, version)
+        except MlflowException:
+            raise BadInput("model", text, f"{name!r} has no version {version}.",
+                           f"models:/{name}/<version> for an existing version, or models:/{name}@champion") from None
+    return text
+
+
+def _logged(store: Store, model_id: str) -> bool:
+    try:
+        store.client.get_logged_model(model_id)
+        return True
+    except MlflowException:
+        return False
+
+
+def _no_logged(store: Store, text: str):
+    raise BadInput("model", text, f"no logged model {text.removeprefix('models:/')!r} in this store "
+                   f"({store.uri}).", URI_FORMS)
+
+
+def _split_reference(reference: str) -> tuple[str, str | None, str | None]:
+    """``name@alias`` or ``name/version`` -> (name, alias, version)."""
+    if "@" in reference:
+        name, alias = reference.rsplit("@", 1)
+        return name, alias, None
+    if "/" in reference:
+        name, version = reference.rsplit("/", 1)
+        if version.isdigit():
+            return name, None, version
+        raise BadInput("model", f"models:/{reference}", f"{version!r} is not a version number.", URI_FORMS)
+    raise BadInput("model", f"models:/{reference}", "names a model but no version or alias.",
+                   f"models:/{reference}@champion or models:/{reference}/<version>")
+
+
+def load(store: Store, uri: str, dst: Path):
+    """The model at ``uri`` (see :func:`model_uri`), downloaded into ``dst`` and loaded as
+    a pyfunc: ``(model, its raw face)``, the face a :class:`~tssweep.tracking.serving.
+    ForecastModel` or the classifier's ``PythonModel``."""
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst),
+                                                tracking_uri=store.uri)
+    model = mlflow.pyfunc.load_model(local)
+    if model.loader_module == serving.__name__:
+        return model, serving.ForecastModel(model.get_raw_model())
+    return model, model.unwrap_python_model()

@@ -1,0 +1,104 @@
+"""What a logged forecaster does behind ``mlflow.pyfunc`` and ``mlflow models serve``.
+
+A forecaster's model folder holds the fitted sktime pipeline once (``model.zip``, as
+sktime's own MLflow flavor writes it, so ``sktime.utils.mlflow_sktime.load_model``
+loads it) and names this module as its pyfunc loader. The pyfunc takes a DataFrame
+with one column ``step`` (1, 2, ... after the end of the data the model was fitted on;
+any subset, in any order) and returns, per row, the ``period`` forecast, the ``step``
+and the forecast under the series' name. So a REST call
+
+    {"dataframe_records": [{"step": 1}, {"step": 2}]}
+
+gets the first two periods after the data, the same numbers ``src/predict.py`` writes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+# sktime's own flavor reads the pipeline from here (sktime's `save` adds ".zip")
+PICKLED_MODEL = "model"
+STEP = "step"
+PERIOD = "period"
+
+
+class ForecastModel:
+    """A fitted sktime forecaster, asked for steps after the end of its data."""
+
+    def __init__(self, forecaster):
+        self.forecaster = forecaster
+
+    @property
+    def target(self) -> str:
+        return str(self.history.name or "forecast")
+
+    @property
+    def history(self) -> pd.Series:
+        """The series the forecaster was fitted on (what a plot of its forecast shows)."""
+        fitted_on = self.forecaster._y  # a frame of one column behind target transforms
+        return fitted_on.iloc[:, 0] if isinstance(fitted_on, pd.DataFrame) else fitted_on
+
+    @property
+    def fitted_steps(self) -> int:
+        """How many steps ahead it was fitted for: its default horizon."""
+        return int(max(self.forecaster.fh.to_relative(self.forecaster.cutoff)))
+
+    def get_raw_model(self):
+        """The fitted sktime forecaster (``mlflow.pyfunc``'s ``get_raw_model``)."""
+        return self.forecaster
+
+    def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        steps = _steps(model_input)
+        try:
+            forecast = self.forecaster.predict(fh=steps)
+        except Exception as err:
+            if int(steps.max()) > self.fitted_steps:  # a direct reduction: one model per step
+                raise _bad_request(
+                    f"step {int(steps.max())} is beyond the {self.fitted_steps} steps this model "
+                    f"was fitted for ({type(err).__name__}: {err}); ask for steps 1 to "
+                    f"{self.fitted_steps}.") from err
+            raise
+        # sktime answers the distinct steps in order; the rows follow the input's
+        distinct = np.unique(steps)
+        periods = _periods(self.forecaster, distinct).astype(str)
+        rows = np.searchsorted(distinct, steps)
+        return pd.DataFrame({PERIOD: periods[rows], STEP: steps,
+                             self.target: forecast.to_numpy(dtype=float).ravel()[rows]})
+
+
+def _periods(forecaster, steps: np.ndarray) -> np.ndarray:
+    from sktime.forecasting.base import ForecastingHorizon
+
+    return np.asarray(ForecastingHorizon(steps, is_relative=True).to_absolute_index(forecaster.cutoff))
+
+
+def _steps(model_input) -> np.ndarray:
+    """The ``step`` column as whole numbers >= 1, or one message saying what is wrong."""
+    if not isinstance(model_input, pd.DataFrame) or STEP not in model_input.columns:
+        raise _bad_request("the input needs a column 'step': the steps ahead to forecast, "
+                           "1 for the first period after the data, e.g. "
+                           '{"dataframe_records": [{"step": 1}, {"step": 2}]}.')
+    values = pd.to_numeric(model_input[STEP], errors="coerce").to_numpy(dtype=float)
+    if not len(values):
+        raise _bad_request("the input has no rows: give at least one step (1, 2, ...).")
+    if not (np.isfinite(values).all() and (values == np.round(values)).all() and (values >= 1).all()):
+        raise _bad_request(f"step must be a whole number >= 1; got {model_input[STEP].tolist()}.")
+    return values.astype(int)
+
+
+def _bad_request(message: str) -> Exception:
+    """An error the scoring server answers with 400 and ``message``."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def _load_pyfunc(path: str) -> ForecastModel:
+    """``mlflow.pyfunc``'s hook: the model folder in, the pyfunc face out."""
+    from sktime.base import load
+
+    return ForecastModel(load(os.path.join(path, PICKLED_MODEL)))
