@@ -8,11 +8,14 @@ STACK_STAMP := $(VENV)/.stack-installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 5000
 STORE ?= sqlite:///$(CURDIR)/outputs/mlflow.db
+# what `make serve` serves: the champion of this registered model, on this port
+MODEL ?= tssweep-airline
+SERVE_PORT ?= 5001
 
 # MLflow's usage telemetry stays off: no calls home, no files in $HOME.
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install install-stack sweep ui test test-official stack-up stack-down stack-status stack-shell \
+.PHONY: install install-stack sweep ui serve test test-official stack-up stack-down stack-status stack-shell \
 	bench bench-pruning bench-classification bench-scale screenshots clean
 
 install: $(STAMP)
@@ -41,6 +44,7 @@ sweep: install
 	@echo "One parent run with four nested child runs is in outputs/mlflow.db."
 	@echo "  the verdict:    cat outputs/multiruns/*/summary/summary.md | tail"
 	@echo "  the dashboard:  make ui   (then open http://$(HOST):$(PORT)/#/experiments/1/runs)"
+	@echo "  the winner:     $(PY) src/predict.py   (12 months after the data), make serve (REST)"
 
 # One server process (uvicorn, one worker) with no job consumers and no line per request.
 ui: install
@@ -48,6 +52,14 @@ ui: install
 	@echo "the runs are under 'Model training' / 'Training runs', sweeps as expandable parents)"
 	exec env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --backend-store-uri $(STORE) \
 		--host $(HOST) --port $(PORT) --workers 1 --uvicorn-opts "--no-access-log"
+
+# The registered champion over REST (POST {"dataframe_records": [{"step": 1}]} to
+# /invocations), from the embedded store unless MLFLOW_TRACKING_URI names another; the
+# venv's bin on PATH for the uvicorn it starts.
+serve: install
+	env PATH="$(CURDIR)/$(VENV)/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-$(STORE)}" \
+		$(VENV)/bin/mlflow models serve -m "models:/$(MODEL)@champion" --env-manager local \
+		--host $(HOST) --port $(SERVE_PORT)
 
 test: install-stack
 	$(PY) -m pytest
