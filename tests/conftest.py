@@ -84,12 +84,12 @@ def runs_of(client: MlflowClient, experiment: str = "tssweep") -> list:
     return list(client.search_runs([found.experiment_id], order_by=["attributes.start_time ASC"]))
 
 
-def wait_for_health(uri, process, what):
-    """Until the server at ``uri`` answers /health; fail if ``process`` ends or 90 s pass."""
+def wait_for_health(uri, process, what, path="/health"):
+    """Until the server at ``uri`` answers ``path``; fail if ``process`` ends or 90 s pass."""
     deadline = time.monotonic() + 90
     while True:
         try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
+            urllib.request.urlopen(f"{uri}{path}", timeout=2).close()
             return
         except OSError:
             assert process.poll() is None, f"{what} ended: {process.communicate()[-1]}"[-2000:]

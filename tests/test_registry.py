@@ -132,7 +132,7 @@ def test_champion_then_challenger_then_not_comparable(train, client, predict, tm
         env={**os.environ, "MLFLOW_TRACKING_URI": client.tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true",
              "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
     try:
-        wait_for_ping(f"http://127.0.0.1:{port}", server)
+        wait_for_health(f"http://127.0.0.1:{port}", server, "mlflow models serve", path="/ping")
         served = invoke(port, [{"step": 1}, {"step": 2}])
         assert [row["period"] for row in served] == ["1961-01", "1961-02"]
         assert [row["Number of airline passengers"] for row in served] == \
@@ -147,20 +147,6 @@ def test_champion_then_challenger_then_not_comparable(train, client, predict, tm
     finally:
         os.killpg(server.pid, 15)
         server.communicate(timeout=30)
-
-
-def wait_for_ping(uri: str, process) -> None:
-    import time
-
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/ping", timeout=2).close()
-            return
-        except OSError:
-            assert process.poll() is None, f"mlflow models serve ended: {process.communicate()[-1][-2000:]}"
-            assert time.monotonic() < deadline, "mlflow models serve did not start"
-            time.sleep(0.5)
 
 
 def invoke(port: int, records: list[dict]) -> list[dict]:
