@@ -79,7 +79,11 @@ def test_champion_then_challenger_then_not_comparable(train, client, predict, tm
     # refitted on the whole series, holdout included, and logged on the parent
     assert v1.tags["data.fitted_on"] == "144"
     (output,) = first.outputs.model_outputs
-    assert client.get_logged_model(output.model_id).name == "winner" and v1.source == f"models:/{output.model_id}"
+    logged = client.get_logged_model(output.model_id)
+    assert logged.name == "winner" and v1.source == f"models:/{output.model_id}"
+    assert logged.params["preprocess.name"] == "detrend" and logged.params["model.depth"] == "4"
+    files = {Path(item.path).name for item in client.list_logged_model_artifacts(output.model_id)}
+    assert {"MLmodel", "model.zip", "config.yaml"} <= files
     children = [run for run in runs_of(client) if run.data.tags.get("mlflow.parentRunId")]
     assert len(children) == 2 and not any(run.outputs.model_outputs for run in children)
     assert first.data.tags["tssweep.registered"] == f"{NAME}/1@champion"

@@ -85,6 +85,34 @@ def test_log_batches_past_mlflows_limits(store):
     assert len(data.params) == 250 and sum(key[0] == "t" and key[1:].isdigit() for key in data.tags) == 150
 
 
+def test_children_logging_the_same_new_dataset_at_once_all_get_it(store):
+    # parallel children (joblib, Ray) log the same data: MLflow's find-or-create of the
+    # dataset's row races, and without a retry some of them failed on its unique key
+    import threading
+
+    frame = pd.DataFrame({"time": ["1949-01", "1949-02"], "y": [112.0, 118.0]})
+    runs = [tracking.TrackedRun(store, store.client.create_run(store.experiment_id).info.run_id)
+            for _ in range(6 * 8)]
+    errors = []
+
+    def log(run, digest):
+        try:
+            run.log_dataset(frame, "airline", digest, "training", targets="y")
+        except Exception as err:
+            errors.append(err)
+
+    for round_ in range(8):  # each round a dataset none of them has created yet
+        threads = [threading.Thread(target=log, args=(run, f"digest{round_}"))
+                   for run in runs[6 * round_:6 * round_ + 6]]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    digests = [store.client.get_run(run.run_id).inputs.dataset_inputs[0].dataset.digest for run in runs]
+    assert digests == [f"digest{i // 6}" for i in range(48)]
+
+
 def test_children_find_their_parent_from_the_env_or_by_sweep_dir(store, monkeypatch):
     parent = tracking.start_parent(store, "/sweeps/one", "sweep", ["preprocess"], {})
     with tracking.job_run(store, ["preprocess=log", "seed=3"], {}, "/sweeps/one", "x") as local:

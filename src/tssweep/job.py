@@ -235,7 +235,7 @@ def register_winner(cfg: DictConfig, store: tracking.Store, run_id: str, winner_
     final = fit_final(cfg)
     described = (f"Best of {what} by {metric} = {winner.data.metrics[metric]:.4f}, refitted on all "
                  f"{final.points} {'labelled series' if final.task == 'classification' else 'points'}.")
-    registration = registry.publish(store, run_id, winner, final, name, metric, described)
+    registration = registry.publish(store, run_id, winner, final, cfg, name, metric, described)
     log.info("Registered %s", registration.line())
     return registration
 

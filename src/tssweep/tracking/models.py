@@ -81,12 +81,12 @@ def _quietly_save(path: Path, **how) -> None:
 
 
 def log_model(store: Store, run_id: str, path: Path, name: str = "model",
-              tags: dict[str, str] | None = None) -> str:
+              tags: dict[str, str] | None = None, params: dict[str, str] | None = None) -> str:
     """Log the model saved at ``path`` as a LoggedModel of the run (named ``model``, so
     ``runs:/<run_id>/model`` finds it), and return its id (``models:/<id>``)."""
     client = store.client
     model = client.create_logged_model(store.experiment_id, name=name, source_run_id=run_id,
-                                       tags=tags)
+                                       tags=tags, params=params)
     try:
         client.log_model_artifacts(model.model_id, str(path))
     except BaseException:

@@ -84,14 +84,18 @@ def already_registered(store: Store, name: str, source_run_id: str) -> Registrat
                         "nothing new to compare", _ui_path(name, version.version))
 
 
-def publish(store: Store, run_id: str, winner, final, name: str, metric: str,
+def publish(store: Store, run_id: str, winner, final, config: DictConfig, name: str, metric: str,
             description: str) -> Registration:
     """Log ``final`` (the winner's pipeline refitted on all the labelled data) as a
     LoggedModel of ``run_id`` and register it under ``name``, champion or challenger.
 
-    ``winner`` is the MLflow run whose config and score won; ``final`` has ``task``,
-    ``fitted``, ``points`` (what it was fitted on) and, for classification, ``labels``.
+    ``winner`` is the MLflow run whose config and score won, ``config`` that config
+    (saved beside the model as ``config.yaml``; the LoggedModel's params are the
+    winner's); ``final`` has ``task``, ``fitted``, ``points`` (what it was fitted on)
+    and, for classification, ``labels``.
     """
+    from omegaconf import OmegaConf
+
     tags = {SOURCE_RUN_TAG: winner.info.run_id, PARENT_RUN_TAG: run_id,
             OVERRIDES_TAG: winner.data.tags.get(OVERRIDES_TAG, ""), METRIC_TAG: metric,
             SCORE_TAG: repr(float(winner.data.metrics[metric])),
@@ -103,7 +107,8 @@ def publish(store: Store, run_id: str, winner, final, name: str, metric: str,
             save_classifier(final.fitted, path, final.labels)
         else:
             save_forecaster(final.fitted, path)
-        model_id = log_model(store, run_id, path, name=LOGGED_NAME, tags=tags)
+        (path / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
+        model_id = log_model(store, run_id, path, name=LOGGED_NAME, tags=tags, params=winner.data.params)
     return register(store, name, model_id, run_id, tags, description)
 
 

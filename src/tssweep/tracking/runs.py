@@ -36,6 +36,17 @@ EVALUATION_KEYS = EVALUATION
 # cross-validation), by file, with the columns that identify a point
 POINTS_FILES = {"backtest_points.csv": ("fold", "step"), "cv_points.csv": ("series",)}
 
+# tries at logging a dataset input that a parallel child may be creating too
+_DATASET_ATTEMPTS = 4
+
+
+def _lost_create_race(err: Exception) -> bool:
+    """A unique-key violation on insert, as PostgreSQL, MySQL or SQLite word it."""
+    text = str(err).lower()
+    return any(word in text for word in ("duplicate key", "unique constraint", "uniqueviolation",
+                                         "duplicate entry"))
+
+
 # MLflow's own batch limits per log_batch call
 _MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000
 
@@ -74,9 +85,21 @@ class TrackedRun:
         from mlflow.data import from_pandas
         from mlflow.entities import DatasetInput, InputTag
 
+        from mlflow.exceptions import MlflowException
+
         dataset = from_pandas(frame, name=name, digest=digest, targets=targets)
-        self.store.client.log_inputs(self.run_id, datasets=[DatasetInput(
-            dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])])
+        inputs = [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])]
+        for attempt in range(_DATASET_ATTEMPTS):
+            try:
+                self.store.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except MlflowException as err:
+                # MLflow's store finds or creates the dataset's row in two steps: children
+                # of a parallel sweep logging the same data at once can both try to create
+                # it, and one loses on the unique key. Again, it finds the winner's row.
+                if attempt + 1 == _DATASET_ATTEMPTS or not _lost_create_race(err):
+                    raise
+                time.sleep(0.1 * (attempt + 1))
 
     def log_artifacts(self, local_dir: Path) -> None:
         """Upload a folder's files to the run's artifact root in one call."""
