@@ -80,7 +80,7 @@ def test_champion_then_challenger_then_not_comparable(train, client, predict, tm
     assert v1.tags["data.fitted_on"] == "144"
     (output,) = first.outputs.model_outputs
     logged = client.get_logged_model(output.model_id)
-    assert logged.name == "winner" and v1.source == f"models:/{output.model_id}"
+    assert logged.name == "winner" and v1.source == logged.artifact_location
     assert logged.params["preprocess.name"] == "detrend" and logged.params["model.depth"] == "4"
     files = {Path(item.path).name for item in client.list_logged_model_artifacts(output.model_id)}
     assert {"MLmodel", "model.zip", "config.yaml"} <= files
@@ -198,13 +198,41 @@ def test_bad_models_get_one_message_and_leave_the_store_alone(train, client, pre
     # a run's own model and a logged model's id load too; the child's was fitted without its holdout
     by_run = pd.read_csv(written(predict(f"model=runs:/{child.info.run_id}/model"))[0])
     assert str(by_run["period"].iloc[0]) == "1925"  # lynx ends in 1934; its holdout is 10 years
-    logged = client.get_model_version_by_alias("lynx-years", "champion").source.removeprefix("models:/")
+    (output,) = parents(client)[0].outputs.model_outputs
+    logged = output.model_id
     assert len(pd.read_csv(written(predict(f"model={logged}"))[0])) == 10
     # no store at all
     missing = predict("model=m-1", check=False, store=f"sqlite:///{tmp_path}/none.db")
     assert missing.returncode == 1 and "MLFLOW_TRACKING_URI='sqlite:///" in missing.stderr
     assert "no store there yet" in missing.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_the_store_named_by_the_config_alone_registers_and_predicts(tmp_path):
+    # as `make sweep` runs: no MLFLOW_TRACKING_URI, the store is tracking.uri; MLflow's
+    # own resolution of models:/ URIs would look in ./mlflow.db instead
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    store = f"sqlite:///{tmp_path}/own.db"
+
+    def run(script: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "src" / script), *args, f"tracking.uri={store}",
+                               f"paths.output_dir={tmp_path}/outputs"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=300, env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"}, check=True)
+
+    run("train.py", "-m", "preprocess=none,detrend", "model.iterations=30", "model.depth=4")
+    client = MlflowClient(tracking_uri=store)
+    assert champion(client) == 1
+    (parent,) = parents(client)
+    child = best_child(client, parent)
+    periods = None
+    for model in (f"models:/{NAME}@champion", f"models:/{NAME}/1", parent.outputs.model_outputs[0].model_id,
+                  f"runs:/{child.info.run_id}/model"):
+        forecast = pd.read_csv(written(run("predict.py", f"model={model}"))[0])
+        periods = periods or forecast["period"].tolist()
+        assert len(forecast) == 12
+    assert periods[0] == "1961-01"
+    assert forecast["period"].iloc[0] == "1960-01"  # the child's own model: fitted without its holdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["outputs", "own.db"]
 
 
 def test_single_runs_register_only_when_asked_and_a_sweep_can_skip(train, client):

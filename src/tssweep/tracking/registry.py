@@ -125,8 +125,12 @@ def register(store: Store, name: str, model_id: str, run_id: str, tags: dict[str
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     champion = _by_alias(store, name, CHAMPION)
-    version = client.create_model_version(name, f"models:/{model_id}", run_id=run_id, tags=tags,
-                                          description=description, model_id=model_id)
+    # the LoggedModel's own location as the source: MLflow would resolve "models:/<id>"
+    # through the global tracking URI, not this client's (the embedded store's
+    # tracking.uri is not in the environment)
+    version = client.create_model_version(name, client.get_logged_model(model_id).artifact_location,
+                                          run_id=run_id, tags=tags, description=description,
+                                          model_id=model_id)
     alias, reason = _standing(tags, champion)
     client.set_registered_model_alias(name, alias, version.version)
     return Registration(name, int(version.version), alias, reason, _ui_path(name, version.version))
@@ -254,9 +258,29 @@ def load(store: Store, uri: str, dst: Path):
     import mlflow.artifacts
     import mlflow.pyfunc
 
-    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst),
+    local = mlflow.artifacts.download_artifacts(artifact_uri=_location(store, uri), dst_path=str(dst),
                                                 tracking_uri=store.uri)
     model = mlflow.pyfunc.load_model(local)
     if model.loader_module == serving.__name__:
         return model, serving.ForecastModel(model.get_raw_model())
     return model, model.unwrap_python_model()
+
+
+def _location(store: Store, uri: str) -> str:
+    """Where the files of the model at ``uri`` are, asked of this store's client: MLflow's
+    own resolution of ``models:/`` and of a run's LoggedModel goes through the global
+    tracking URI, which the embedded store's ``tracking.uri`` is not."""
+    client = store.client
+    if uri.startswith("runs:/"):
+        run_id, _, name = uri.removeprefix("runs:/").partition("/")
+        for output in client.get_run(run_id).outputs.model_outputs:
+            logged = client.get_logged_model(output.model_id)
+            if logged.name == name:
+                return logged.artifact_location
+        return f"{client.get_run(run_id).info.artifact_uri}/{name}"
+    reference = uri.removeprefix("models:/")
+    if reference.startswith("m-"):
+        return client.get_logged_model(reference).artifact_location
+    name, alias, version = _split_reference(reference)
+    found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    return _location(store, found.source) if found.source.startswith("models:/") else found.source
