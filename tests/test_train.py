@@ -202,7 +202,7 @@ def test_a_sweep_over_three_datasets_ranks_the_options_across_them(train, client
     assert "across_datasets.best_variant" in parent.data.tags
     # each dataset's winner is its own registered model, each the first champion
     registered = {model.name: model.aliases for model in client.search_registered_models()}
-    assert registered == {f"tssweep-{name}": {"champion": "1"}
+    assert registered == {f"tssweep-{name}": {"champion": 1}
                           for name in ("unit_test", "italy_power_demand", "gunpoint")}
     assert parent.data.tags["tssweep.registered"].count("@champion") == 3
 
