@@ -69,6 +69,8 @@ def test_the_parents_links_show_its_children_and_their_scores(tmp_path, train, t
     note = tags["mlflow.note.content"]
     assert compare in note and table in note and verdict.removeprefix("- ") in note, note
 
+    version = client.get_model_version_by_alias("tssweep-airline", "champion")
+    assert f"[tssweep-airline version 1]({ui_url}/#/models/tssweep-airline/versions/1)" in note
     names = [run.info.run_name for run in children]
     scores = [run.data.metrics[tags["optimized_metric"]] for run in children]
     # as `make ui` serves it; no line per request: the browser makes hundreds
@@ -87,6 +89,10 @@ def test_the_parents_links_show_its_children_and_their_scores(tmp_path, train, t
                                          tmp_path / "parent-run.png", parent.info.run_name,
                                          "Is it real?", "Compare the children side by side",
                                          "All children, best first"),
+            # the winner in the Models pages: its version, alias, source run and description
+            "registered-version.png": check_page(
+                f"{ui_url}/#/models/tssweep-airline/versions/1", tmp_path / "registered-version.png",
+                "Version 1", "@ champion", parent.info.run_name, version.description),
         }
     if os.environ.get("TSSWEEP_SCREENSHOTS"):
         out = Path(os.environ["TSSWEEP_SCREENSHOTS"])

@@ -100,7 +100,8 @@ def publish(store: Store, run_id: str, winner, final, config: DictConfig, name: 
             OVERRIDES_TAG: winner.data.tags.get(OVERRIDES_TAG, ""), METRIC_TAG: metric,
             SCORE_TAG: repr(float(winner.data.metrics[metric])),
             "data.fitted_on": str(final.points), "tssweep.task": final.task,
-            **{key: str(winner.data.tags.get(key, winner.data.params.get(key, ""))) for key in EVALUATION}}
+            **{key: str(value) for key in EVALUATION  # the task's own settings only
+               if (value := winner.data.tags.get(key, winner.data.params.get(key, ""))) != ""}}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model"
         if final.task == "classification":
