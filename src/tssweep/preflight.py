@@ -17,7 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from tssweep import checks, dataset, overrides
 from tssweep.errors import BadInput
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# Hydra's basic sweeper, and tssweep's (the default), which composes each job once
+# because this module has composed and checked them all before the sweep starts
+GRID_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                 "hydra_plugins.tssweep_grid_sweeper.sweeper.GridSweeper")
 
 
 def load_data(cfg: DictConfig):
@@ -59,7 +62,7 @@ def check_sweep_jobs(config: DictConfig, swept_keys: list[str]) -> tuple[list[st
     from hydra.core.global_hydra import GlobalHydra
 
     loader = GlobalHydra.instance().config_loader()
-    jobs = _distinct_jobs(config) if config.hydra.sweeper.get("_target_") == BASIC_SWEEPER else [None]
+    jobs = _distinct_jobs(config) if config.hydra.sweeper.get("_target_") in GRID_SWEEPERS else [None]
     loaded: dict[str, object] = {}
     scored_on: dict[tuple, str] = {}  # (task, objectives) -> the first job of it
     for job_overrides in jobs:
