@@ -97,7 +97,7 @@ def test_children_logging_the_same_new_dataset_at_once_all_get_it(store):
 
     def log(run, digest):
         try:
-            run.log_dataset(frame, "airline", digest, "training", targets="y")
+            run.log_datasets([(frame, digest, "training")], "airline", targets="y")
         except Exception as err:
             errors.append(err)
 

@@ -136,9 +136,10 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
         pd.Series(importances, name="importance").rename_axis("feature").to_csv(
             artifacts / "feature_importance.csv")
     holdout_start = len(series) - len(scores.holdout)
-    for part, context in ((series.iloc[:holdout_start], "training"), (scores.holdout, "holdout")):
-        run.log_dataset(part.rename_axis("time").reset_index().astype({"time": str}), dataset_name,
-                        dataset.fingerprint(part), context, targets=str(series.name))
+    run.log_datasets([(part.rename_axis("time").reset_index().astype({"time": str}), dataset.fingerprint(part),
+                       context)
+                      for part, context in ((series.iloc[:holdout_start], "training"), (scores.holdout, "holdout"))],
+                     dataset_name, targets=str(series.name))
     _log_model(cfg, run, scores.fitted, artifacts,
                lambda path: tracking.save_forecaster(scores.fitted, path))
     run.log(metrics={**scores.backtest_scores, **scores.test_scores,
@@ -166,9 +167,9 @@ def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.Tracke
              f"{scores.test_scores['test_accuracy']:.3f}")
     plots.confusion_matrix(scores.y_test, scores.test_predictions, scores.labels, title,
                            artifacts / "confusion_matrix.png")
-    for (X, y), context in (((X_train, y_train), "train"), ((X_test, y_test), "test")):
-        run.log_dataset(pd.DataFrame({"series": range(len(y)), "label": y.astype(str)}), dataset_name,
-                        dataset.fingerprint(X, y), context, targets="label")
+    run.log_datasets([(pd.DataFrame({"series": range(len(y)), "label": y.astype(str)}), dataset.fingerprint(X, y),
+                       context) for (X, y), context in (((X_train, y_train), "train"), ((X_test, y_test), "test"))],
+                     dataset_name, targets="label")
     _log_model(cfg, run, scores.fitted, artifacts,
                lambda path: tracking.save_classifier(scores.fitted, path, scores.test_predictions))
     run.log(metrics={**scores.cv_scores, **scores.test_scores, "n_features": scores.n_features,

@@ -77,18 +77,19 @@ class TrackedRun:
             metric_rows, param_rows = metric_rows[_MAX_METRICS:], param_rows[_MAX_PARAMS:]
             tag_rows = tag_rows[_MAX_TAGS:]
 
-    def log_dataset(self, frame: pd.DataFrame, name: str, digest: str, context: str,
-                    targets: str | None = None) -> None:
-        """Record data the run used as an MLflow dataset input (the runs table's Dataset
-        column): ``digest`` tells equal data apart, ``context`` says what the run did
-        with them (training, holdout; train, test)."""
+    def log_datasets(self, parts: list[tuple[pd.DataFrame, str, str]], name: str,
+                     targets: str | None = None) -> None:
+        """Record the data the run used as MLflow dataset inputs (the runs table's
+        Dataset column), in one call: each part is ``(frame, digest, context)``, the
+        digest telling equal data apart, the context saying what the run did with them
+        (training, holdout; train, test)."""
         from mlflow.data import from_pandas
         from mlflow.entities import DatasetInput, InputTag
-
         from mlflow.exceptions import MlflowException
 
-        dataset = from_pandas(frame, name=name, digest=digest, targets=targets)
-        inputs = [DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])]
+        inputs = [DatasetInput(from_pandas(frame, name=name, digest=digest, targets=targets)._to_mlflow_entity(),
+                               tags=[InputTag("mlflow.data.context", context)])
+                  for frame, digest, context in parts]
         for attempt in range(_DATASET_ATTEMPTS):
             try:
                 self.store.client.log_inputs(self.run_id, datasets=inputs)
