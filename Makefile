@@ -93,7 +93,10 @@ stack-shell:
 bench-scale: install-stack
 	$(PY) benchmarks/scale.py
 
+# tssweep against a bare loop and a hand-written MLflow loop on the same trainings, then
+# the per-job overhead and memory over long sweeps of tiny jobs
 bench: install
+	$(PY) benchmarks/peer.py
 	$(PY) benchmarks/overhead.py
 
 bench-pruning: install

@@ -8,7 +8,7 @@ from tssweep import plots
 
 def shown(dated: bool) -> tuple[list[str], list[str], list[int]]:
     """The legend's labels, the x tick labels and each line's length as last drawn."""
-    figure, axes, lines = plots._forecast_figure(dated)
+    figure, axes, lines = plots._job_figure(dated)
     figure.canvas.draw()
     return ([text.get_text() for text in axes.get_legend().get_texts()],
             [label.get_text() for label in axes.get_xticklabels()], [len(line.get_xdata()) for line in lines])
@@ -20,12 +20,15 @@ def test_each_plot_shows_its_own_series_on_its_own_time_axis(tmp_path):
     legend, ticks, lengths = shown(True)
     assert legend == ["history", "holdout (actual)", "forecast"] and lengths == [132, 12, 12]
     assert "1950" in ticks and "1960" in ticks
-    # the next job: another series, no holdout (a forecast of the future), years as ticks
-    plots.forecast_plot(lynx[:-10], None, lynx[-10:], "lynx", tmp_path / "l.png")
+    # the next job: another series, years as ticks
+    plots.forecast_plot(lynx[:-10], lynx[-10:], lynx[-10:] * 0.9, "lynx", tmp_path / "l.png")
     legend, ticks, lengths = shown(True)
-    assert legend == ["history", "forecast"] and lengths == [104, 0, 10]
+    assert legend == ["history", "holdout (actual)", "forecast"] and lengths == [104, 10, 10]
     assert "1840" in ticks and "1900" in ticks
-    # a series on plain integers gets its own figure
+    # a forecast of the future (src/predict.py) has no holdout, on a figure of its own
+    plots.forecast_plot(lynx, None, lynx[-10:], "lynx future", tmp_path / "future.png")
+    assert shown(True)[2] == [104, 10, 10] and (tmp_path / "future.png").stat().st_size > 10_000
+    # a series on plain integers gets a figure of its own
     steps = pd.Series(range(40), dtype=float)
     plots.forecast_plot(steps[:-5], steps[-5:], steps[-5:] + 1, "steps", tmp_path / "s.png")
     assert shown(False)[1][:3] == ["−5", "0", "5"]

@@ -24,32 +24,36 @@ def forecast_plot(history: pd.Series, holdout: pd.Series | None, forecast: pd.Se
         return index.to_timestamp() if isinstance(index, pd.PeriodIndex) else index
 
     dated = isinstance(history.index, (pd.PeriodIndex, pd.DatetimeIndex))
-    figure, axes, lines = _forecast_figure(dated)
-    shown = [(lines[0], history), (lines[2], forecast)]
-    if holdout is not None:
-        shown.insert(1, (lines[1], holdout))
-    for line in lines:
-        line.set_data([], [])
-    for line, series in shown:
+    shown = [history, forecast] if holdout is None else [history, holdout, forecast]
+    # a job's plot redraws the figure of its process; a forecast of the future is drawn once
+    figure, axes, lines = _job_figure(dated) if holdout is not None else _forecast_figure(dated, False)
+    for line, series in zip(lines, shown):
         line.set_data(x(series), series.to_numpy())
     axes.relim()
     axes.autoscale_view()
     axes.set_title(title)
-    axes.legend(handles=[line for line, _ in shown], loc="upper left")
     _save(figure, path)
 
 
 @lru_cache(maxsize=2)
-def _forecast_figure(dated: bool) -> tuple[Figure, object, list]:
+def _job_figure(dated: bool) -> tuple[Figure, object, list]:
     """One figure per process (and kind of time axis) that every job's forecast plot
-    redraws: building a figure and its axes was half of the plot's cost."""
+    redraws: building a figure, its axes and its legend was a third of the plot's cost."""
+    return _forecast_figure(dated, True)
+
+
+def _forecast_figure(dated: bool, with_holdout: bool) -> tuple[Figure, object, list]:
+    """A figure with empty lines for the history, the holdout and the forecast, and
+    their legend (made once: a legend made at every redraw is memory that stays)."""
     figure = Figure(figsize=(9, 4))
     axes = figure.subplots()
     if dated:
         axes.xaxis_date()
-    lines = [axes.plot([], [], color="0.4", linewidth=1, label="history")[0],
-             axes.plot([], [], color="black", marker="o", markersize=3, label="holdout (actual)")[0],
-             axes.plot([], [], color="tab:red", marker="o", markersize=3, label="forecast")[0]]
+    lines = [axes.plot([], [], color="0.4", linewidth=1, label="history")[0]]
+    if with_holdout:
+        lines.append(axes.plot([], [], color="black", marker="o", markersize=3, label="holdout (actual)")[0])
+    lines.append(axes.plot([], [], color="tab:red", marker="o", markersize=3, label="forecast")[0])
+    axes.legend(loc="upper left")
     # fixed margins: tight_layout would cost half the drawing time of every job
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.92)
     return figure, axes, lines
