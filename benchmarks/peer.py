@@ -18,7 +18,10 @@ store. Rounds are interleaved, so a slow spell of the machine hits every side; m
 are printed, with the ratios the issue sets as targets (tssweep <= 1.0 x hand on a
 fresh store, <= 1.15 x bare on a warm one). Everything is measured here, in this run.
 
-    .venv/bin/python benchmarks/peer.py [--jobs 8] [--repeats 3]
+    .venv/bin/python benchmarks/peer.py [--jobs 8] [--repeats 3] [--before /path/to/older/checkout]
+
+``--before`` adds tssweep from another checkout (``git worktree add /tmp/old <commit>``)
+as a fifth side, run in the same rounds: a before-and-after of a change, measured together.
 """
 
 from __future__ import annotations
@@ -84,39 +87,53 @@ with mlflow.start_run(run_name="seed sweep"):
 """
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> float:
+def timed(command: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> float:
     start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True,
+    subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=True,
                    env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})})
     return time.perf_counter() - start
+
+
+def tssweep_sides(tree: Path, jobs: str) -> tuple[float, float]:
+    """``src/train.py -m seed=range(0,jobs)`` of the checkout ``tree``: on a fresh store,
+    then again on the same, now warm, store."""
+    with tempfile.TemporaryDirectory() as folder:
+        sweep = [sys.executable, str(tree / "src" / "train.py"), "-m", f"seed=range(0,{jobs})",
+                 f"paths.output_dir={folder}/outputs"]
+        env = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"}
+        return timed(sweep, env, tree), timed(sweep, env, tree)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians are printed")
+    parser.add_argument("--before", type=Path, help="another checkout of tssweep, measured alongside")
     args = parser.parse_args()
     jobs = str(args.jobs)
 
-    walls: dict[str, list[float]] = {"bare": [], "hand": [], "tssweep": [], "tssweep warm": []}
+    walls: dict[str, list[float]] = {"bare": [], "hand": [], "tssweep": [], "tssweep warm": [],
+                                     "before warm": []}
     for _ in range(args.repeats):
         walls["bare"].append(timed([sys.executable, "-c", BARE, jobs, str(ROOT)]))
         with tempfile.TemporaryDirectory() as folder:
             walls["hand"].append(timed([sys.executable, "-c", HAND, jobs, str(ROOT),
                                         f"sqlite:///{folder}/mlflow.db"]))
-        with tempfile.TemporaryDirectory() as folder:
-            sweep = [sys.executable, "src/train.py", "-m", f"seed=range(0,{jobs})",
-                     f"paths.output_dir={folder}/outputs"]
-            env = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"}
-            walls["tssweep"].append(timed(sweep, env))
-            walls["tssweep warm"].append(timed(sweep, env))
+        fresh, warm = tssweep_sides(ROOT, jobs)
+        walls["tssweep"].append(fresh)
+        walls["tssweep warm"].append(warm)
+        if args.before:
+            walls["before warm"].append(tssweep_sides(args.before.resolve(), jobs)[1])
 
-    median = {side: statistics.median(values) for side, values in walls.items()}
+    median = {side: statistics.median(values) for side, values in walls.items() if values}
     print(f"{jobs} trainings of the default config (airline, CatBoost, 5 folds + holdout); "
           f"medians of {args.repeats} interleaved rounds, each side a fresh process")
     print("  side                                   wall     / bare   / hand")
     for side, label in (("bare", "bare loop (no tracking)"), ("hand", "hand-written MLflow, fresh store"),
-                        ("tssweep", "tssweep, fresh store"), ("tssweep warm", "tssweep, warm store")):
+                        ("tssweep", "tssweep, fresh store"), ("tssweep warm", "tssweep, warm store"),
+                        ("before warm", "--before checkout, warm store")):
+        if side not in median:
+            continue
         print(f"  {label:<36} {median[side]:6.2f} s   {median[side] / median['bare']:5.2f}   "
               f"{median[side] / median['hand']:5.2f}")
     fresh_vs_hand = median["tssweep"] / median["hand"]
