@@ -5,10 +5,9 @@ import sys
 
 import yaml
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.plugins import Plugins
 
 from conftest import ROOT
-from hydra_plugins.tssweep_grid_sweeper.sweeper import GridSweeper
 
 
 def sweeper_target(*overrides: str) -> str:
@@ -27,6 +26,11 @@ def test_it_leaves_the_second_composition_to_the_callbacks_check():
     # the basic sweeper composes every job of a batch before launching it; the launcher
     # composes each again. The sweep callback has composed them all (tests/test_robustness
     # covers what it refuses), so the sweeper does not
+    # the classes as Hydra holds them: its plugin scan imports Hydra's own plugins anew,
+    # so classes imported before it would be stale
+    classes = Plugins.instance().class_name_to_class
+    GridSweeper = classes["hydra_plugins.tssweep_grid_sweeper.sweeper.GridSweeper"]
+    BasicSweeper = classes["hydra._internal.core_plugins.basic_sweeper.BasicSweeper"]
     assert issubclass(GridSweeper, BasicSweeper)
     assert GridSweeper.validate_batch_is_legal is not BasicSweeper.validate_batch_is_legal
     sweeper = GridSweeper(max_batch_size=None, params=None)

@@ -225,7 +225,8 @@ def test_the_store_named_by_the_config_alone_registers_and_predicts(tmp_path):
     (parent,) = parents(client)
     child = best_child(client, parent)
     periods = None
-    for model in (f"models:/{NAME}@champion", f"models:/{NAME}/1", parent.outputs.model_outputs[0].model_id,
+    # an alias (a version, as models:/<name>/1 is), a logged model's id, a run's model
+    for model in (f"models:/{NAME}@champion", parent.outputs.model_outputs[0].model_id,
                   f"runs:/{child.info.run_id}/model"):
         forecast = pd.read_csv(written(run("predict.py", f"model={model}"))[0])
         periods = periods or forecast["period"].tolist()
