@@ -66,8 +66,10 @@ import mlflow
 from mlflow.entities import Metric, Param
 
 mlflow.set_tracking_uri(sys.argv[3])
-mlflow.set_experiment("hand")
 client = mlflow.MlflowClient()
+# artifacts beside the store, in the benchmark's temp folder: not ./mlruns
+client.create_experiment("hand", artifact_location=sys.argv[4])
+mlflow.set_experiment("hand")
 with mlflow.start_run(run_name="seed sweep"):
     for seed in range(jobs):
         with mlflow.start_run(run_name=f"seed={seed}", nested=True) as run:
@@ -118,7 +120,8 @@ def main() -> None:
         walls["bare"].append(timed([sys.executable, "-c", BARE, jobs, str(ROOT)]))
         with tempfile.TemporaryDirectory() as folder:
             walls["hand"].append(timed([sys.executable, "-c", HAND, jobs, str(ROOT),
-                                        f"sqlite:///{folder}/mlflow.db"]))
+                                        f"sqlite:///{folder}/mlflow.db", Path(folder, "artifacts").as_uri()],
+                                       cwd=Path(folder)))
         fresh, warm = tssweep_sides(ROOT, jobs)
         walls["tssweep"].append(fresh)
         walls["tssweep warm"].append(warm)
