@@ -232,11 +232,7 @@ def register_winner(cfg: DictConfig, store: tracking.Store, run_id: str, winner_
     done = registry.already_registered(store, name, winner_run_id)
     if done is not None:
         return done
-    winner = store.client.get_run(winner_run_id)
-    final = fit_final(cfg)
-    described = (f"Best of {what} by {metric} = {winner.data.metrics[metric]:.4f}, refitted on all "
-                 f"{final.points} {'labelled series' if final.task == 'classification' else 'points'}.")
-    registration = registry.publish(store, run_id, winner, final, cfg, name, metric, described)
+    registration = registry.publish(store, run_id, winner_run_id, fit_final(cfg), cfg, name, metric, what)
     log.info("Registered %s", registration.line())
     return registration
 

@@ -29,10 +29,10 @@ log = logging.getLogger(__name__)
 def predict(cfg: DictConfig) -> list[Path]:
     """Load ``cfg.model``, forecast or label, write the files; returns their paths."""
     store = tracking.connect(cfg.tracking)
-    uri = registry.model_uri(store, cfg.model)
+    uri, location = registry.resolve(store, cfg.model)
     out = Path(HydraConfig.get().runtime.output_dir)
     with tempfile.TemporaryDirectory() as folder:
-        model, face = registry.load(store, uri, Path(folder))
+        model, face = registry.load(store, location, Path(folder))
         if isinstance(face, serving.ForecastModel):
             written = _forecast(cfg, uri, model, face, out)
         else:
@@ -54,9 +54,7 @@ def _forecast(cfg: DictConfig, uri: str, model, face: serving.ForecastModel, out
     table, figure = out / "forecast.csv", out / "forecast.png"
     forecast.to_csv(table, index=False)
     history = face.history
-    series = pd.Series(forecast[face.target].to_numpy(),
-                       index=pd.PeriodIndex(forecast[serving.PERIOD], freq=history.index.freq)
-                       if isinstance(history.index, pd.PeriodIndex) else forecast[serving.PERIOD])
+    series = pd.Series(forecast[face.target].to_numpy(), index=face.periods(forecast[serving.STEP]))
     plots.forecast_plot(history, None, series,
                         f"{uri}: {horizon} steps after {history.index[-1]}", figure)
     log.info("%s: %d steps after %s, %s to %s", uri, horizon, history.index[-1],

@@ -23,10 +23,10 @@ from mlflow.types import ColSpec, Schema
 from tssweep.tracking import serving
 from tssweep.tracking.store import Store
 
-# What a logged pipeline needs to be loaded again, pinned to what trained it; passing
-# them spares MLflow's requirement inference, which costs over a second per model.
 # sktime's own MLflow flavor, whose loader reads the pickled pipeline
 SKTIME_FLAVOR = "mlflow_sktime"
+# What a logged pipeline needs to be loaded again, pinned to what trained it; passing
+# them spares MLflow's requirement inference, which costs over a second per model.
 _MODEL_REQUIREMENTS = ("sktime", "catboost", "statsmodels", "scikit-learn", "pandas", "numpy",
                        "scipy")
 

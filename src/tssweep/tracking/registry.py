@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from tssweep.errors import BadInput
 from tssweep.objectives import greater_is_better
 from tssweep.report import EVALUATION
 from tssweep.tracking import serving
 from tssweep.tracking.models import log_model, save_classifier, save_forecaster
+from tssweep.tracking.runs import scored_on
 from tssweep.tracking.store import Store
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -84,24 +85,27 @@ def already_registered(store: Store, name: str, source_run_id: str) -> Registrat
                         "nothing new to compare", _ui_path(name, version.version))
 
 
-def publish(store: Store, run_id: str, winner, final, config: DictConfig, name: str, metric: str,
-            description: str) -> Registration:
+def publish(store: Store, run_id: str, winner_run_id: str, final, config: DictConfig, name: str,
+            metric: str, what: str) -> Registration:
     """Log ``final`` (the winner's pipeline refitted on all the labelled data) as a
     LoggedModel of ``run_id`` and register it under ``name``, champion or challenger.
 
-    ``winner`` is the MLflow run whose config and score won, ``config`` that config
+    ``winner_run_id`` is the run whose config and score won, ``config`` that config
     (saved beside the model as ``config.yaml``; the LoggedModel's params are the
-    winner's); ``final`` has ``task``, ``fitted``, ``points`` (what it was fitted on)
-    and, for classification, ``labels``.
+    winner's), ``what`` won (``sweep airline · preprocess ×4``, for the description);
+    ``final`` has ``task``, ``fitted``, ``points`` (what it was fitted on) and, for
+    classification, ``labels``.
     """
-    from omegaconf import OmegaConf
+    winner = store.client.get_run(winner_run_id)
+    fitted_on = "labelled series" if final.task == "classification" else "points"
+    description = (f"Best of {what} by {metric} = {winner.data.metrics[metric]:.4f}, refitted on all "
+                   f"{final.points} {fitted_on}.")
 
     tags = {SOURCE_RUN_TAG: winner.info.run_id, PARENT_RUN_TAG: run_id,
             OVERRIDES_TAG: winner.data.tags.get(OVERRIDES_TAG, ""), METRIC_TAG: metric,
             SCORE_TAG: repr(float(winner.data.metrics[metric])),
             "data.fitted_on": str(final.points), "tssweep.task": final.task,
-            **{key: str(value) for key in EVALUATION  # the task's own settings only
-               if (value := winner.data.tags.get(key, winner.data.params.get(key, ""))) != ""}}
+            **{key: value for key, value in scored_on(winner).items() if value}}  # the task's own
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model"
         if final.task == "classification":
@@ -182,60 +186,63 @@ def _quoted(text: str) -> str:
 
 
 def model_uri(store: Store, text: str) -> str:
-    """What the user typed as a model, checked against the store: a URI MLflow loads, or
-    one :class:`BadInput` naming the model, version, alias or run that does not exist."""
+    """What the user typed as a model, checked against the store (see :func:`resolve`)."""
+    return resolve(store, text)[0]
+
+
+def resolve(store: Store, text: str) -> tuple[str, str]:
+    """What the user typed as a model: ``(its URI, where its files are)``, asked of this
+    store's client, or one :class:`BadInput` naming the model, version, alias, run or
+    logged model that does not exist. (MLflow's own resolution of ``models:/`` URIs and
+    of a run's LoggedModel goes through the global tracking URI, which the embedded
+    store's ``tracking.uri`` is not.)"""
     client = store.client
-    text = str(text).strip()
-    if text.startswith("m-"):
-        return model_uri(store, f"models:/{text}") if _logged(store, text) else _no_logged(store, text)
+    typed = str(text).strip()  # what messages show
+    text = f"models:/{typed}" if typed.startswith("m-") else typed
     if text.startswith("runs:/"):
-        run_id = text.removeprefix("runs:/").split("/", 1)[0]
+        run_id, _, name = text.removeprefix("runs:/").partition("/")
         try:
             run = client.get_run(run_id)
         except MlflowException:
-            raise BadInput("model", text, f"no run {run_id!r} in this store ({store.uri}).",
+            raise BadInput("model", typed, f"no run {run_id!r} in this store ({store.uri}).",
                            URI_FORMS) from None
-        if not run.outputs or not run.outputs.model_outputs:
-            raise BadInput("model", text, f"run {run_id!r} logged no model (tracking.log_models=none?).",
-                           URI_FORMS)
-        return text
+        for output in run.outputs.model_outputs if run.outputs else []:
+            logged = client.get_logged_model(output.model_id)
+            if logged.name == (name or "model"):
+                return text, logged.artifact_location
+        raise BadInput("model", typed, f"run {run_id!r} logged no model (tracking.log_models=none?).",
+                       URI_FORMS)
     if not text.startswith("models:/"):
-        raise BadInput("model", text, "not a model URI.", URI_FORMS)
+        raise BadInput("model", typed, "not a model URI.", URI_FORMS)
     reference = text.removeprefix("models:/")
     if reference.startswith("m-"):
-        return text if _logged(store, reference) else _no_logged(store, text)
+        try:
+            return text, client.get_logged_model(reference).artifact_location
+        except MlflowException:
+            raise BadInput("model", typed, f"no logged model {reference!r} in this store ({store.uri}).",
+                           URI_FORMS) from None
     name, alias, version = _split_reference(reference)
     try:
         client.get_registered_model(name)
     except MlflowException:
         names = sorted(model.name for model in client.search_registered_models())
-        raise BadInput("model", text, f"no registered model {name!r} in this store ({store.uri}).",
+        raise BadInput("model", typed, f"no registered model {name!r} in this store ({store.uri}).",
                        ", ".join(f"models:/{n}@champion" for n in names) or
                        "none yet: a sweep (-m) registers its winner") from None
-    if alias is not None and _by_alias(store, name, alias) is None:
-        aliases = sorted(_aliases(store, name))
-        raise BadInput("model", text, f"{name!r} has no version with the alias {alias!r}.",
-                       ", ".join(f"models:/{name}@{a}" for a in aliases) or f"models:/{name}/<version>")
-    if version is not None:
+    if alias is not None:
+        found = _by_alias(store, name, alias)
+        if found is None:
+            aliases = sorted(_aliases(store, name))
+            raise BadInput("model", typed, f"{name!r} has no version with the alias {alias!r}.",
+                           ", ".join(f"models:/{name}@{a}" for a in aliases) or f"models:/{name}/<version>")
+    else:
         try:
-            client.get_model_version(name, version)
+            found = client.get_model_version(name, version)
         except MlflowException:
-            raise BadInput("model", text, f"{name!r} has no version {version}.",
+            raise BadInput("model", typed, f"{name!r} has no version {version}.",
                            f"models:/{name}/<version> for an existing version, or models:/{name}@champion") from None
-    return text
-
-
-def _logged(store: Store, model_id: str) -> bool:
-    try:
-        store.client.get_logged_model(model_id)
-        return True
-    except MlflowException:
-        return False
-
-
-def _no_logged(store: Store, text: str):
-    raise BadInput("model", text, f"no logged model {text.removeprefix('models:/')!r} in this store "
-                   f"({store.uri}).", URI_FORMS)
+    # versions registered from "models:/m-..." before their source was the model's location
+    return text, (resolve(store, found.source)[1] if found.source.startswith("models:/") else found.source)
 
 
 def _split_reference(reference: str) -> tuple[str, str | None, str | None]:
@@ -252,36 +259,15 @@ def _split_reference(reference: str) -> tuple[str, str | None, str | None]:
                    f"models:/{reference}@champion or models:/{reference}/<version>")
 
 
-def load(store: Store, uri: str, dst: Path):
-    """The model at ``uri`` (see :func:`model_uri`), downloaded into ``dst`` and loaded as
-    a pyfunc: ``(model, its raw face)``, the face a :class:`~tssweep.tracking.serving.
-    ForecastModel` or the classifier's ``PythonModel``."""
+def load(store: Store, location: str, dst: Path):
+    """The model whose files are at ``location`` (see :func:`resolve`), downloaded into
+    ``dst`` and loaded as a pyfunc: ``(model, its raw face)``, the face a
+    :class:`~tssweep.tracking.serving.ForecastModel` or the classifier's ``PythonModel``."""
     import mlflow.artifacts
     import mlflow.pyfunc
 
-    local = mlflow.artifacts.download_artifacts(artifact_uri=_location(store, uri), dst_path=str(dst),
-                                                tracking_uri=store.uri)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dst), tracking_uri=store.uri)
     model = mlflow.pyfunc.load_model(local)
     if model.loader_module == serving.__name__:
         return model, serving.ForecastModel(model.get_raw_model())
     return model, model.unwrap_python_model()
-
-
-def _location(store: Store, uri: str) -> str:
-    """Where the files of the model at ``uri`` are, asked of this store's client: MLflow's
-    own resolution of ``models:/`` and of a run's LoggedModel goes through the global
-    tracking URI, which the embedded store's ``tracking.uri`` is not."""
-    client = store.client
-    if uri.startswith("runs:/"):
-        run_id, _, name = uri.removeprefix("runs:/").partition("/")
-        for output in client.get_run(run_id).outputs.model_outputs:
-            logged = client.get_logged_model(output.model_id)
-            if logged.name == name:
-                return logged.artifact_location
-        return f"{client.get_run(run_id).info.artifact_uri}/{name}"
-    reference = uri.removeprefix("models:/")
-    if reference.startswith("m-"):
-        return client.get_logged_model(reference).artifact_location
-    name, alias, version = _split_reference(reference)
-    found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
-    return _location(store, found.source) if found.source.startswith("models:/") else found.source

@@ -241,6 +241,12 @@ def _log_failure(store: Store, run_id: str, err: BaseException) -> None:
             store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
 
 
+def scored_on(run) -> dict[str, str]:
+    """What a run was scored on: its data fingerprint (a tag) and evaluation settings
+    (params), by :data:`EVALUATION_KEYS`; empty for a setting of the other task."""
+    return {key: run.data.tags.get(key, run.data.params.get(key, "")) for key in EVALUATION_KEYS}
+
+
 def runs_frame(runs: list, metric: str, swept_keys: list[str] = ()) -> pd.DataFrame:
     """One row per run: id, name, dataset, status, the metric, its held-out twin
     (``test_mase``, ``test_accuracy``), fit seconds; then what it was scored on (the
@@ -258,7 +264,7 @@ def runs_frame(runs: list, metric: str, swept_keys: list[str] = ()) -> pd.DataFr
         metric: run.data.metrics.get(metric),
         held_out: run.data.metrics.get(held_out),
         "fit_seconds": run.data.metrics.get("fit_seconds"),
-        **{key: run.data.tags.get(key, run.data.params.get(key, "")) for key in EVALUATION_KEYS},
+        **scored_on(run),
         "variant": names.swept_values(run.data.tags.get("tssweep.overrides", "").split(), not_data)
         or run.info.run_name,
     } for run in runs]

@@ -46,6 +46,12 @@ class ForecastModel:
         """How many steps ahead it was fitted for: its default horizon."""
         return int(max(self.forecaster.fh.to_relative(self.forecaster.cutoff)))
 
+    def periods(self, steps) -> pd.Index:
+        """The periods (or time points) ``steps`` steps after the end of its data."""
+        from sktime.forecasting.base import ForecastingHorizon
+
+        return ForecastingHorizon(np.asarray(steps), is_relative=True).to_absolute_index(self.forecaster.cutoff)
+
     def get_raw_model(self):
         """The fitted sktime forecaster (``mlflow.pyfunc``'s ``get_raw_model``)."""
         return self.forecaster
@@ -63,16 +69,10 @@ class ForecastModel:
             raise
         # sktime answers the distinct steps in order; the rows follow the input's
         distinct = np.unique(steps)
-        periods = _periods(self.forecaster, distinct).astype(str)
+        periods = np.asarray(self.periods(distinct)).astype(str)
         rows = np.searchsorted(distinct, steps)
         return pd.DataFrame({PERIOD: periods[rows], STEP: steps,
                              self.target: forecast.to_numpy(dtype=float).ravel()[rows]})
-
-
-def _periods(forecaster, steps: np.ndarray) -> np.ndarray:
-    from sktime.forecasting.base import ForecastingHorizon
-
-    return np.asarray(ForecastingHorizon(steps, is_relative=True).to_absolute_index(forecaster.cutoff))
 
 
 def _steps(model_input) -> np.ndarray:
