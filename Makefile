@@ -41,7 +41,7 @@ $(STACK_STAMP): $(STAMP)
 sweep: install
 	$(PY) src/train.py -m preprocess=none,log,detrend,deseasonalize
 	@echo
-	@echo "One parent run with four nested child runs is in outputs/mlflow.db."
+	@echo "This sweep is one parent run with four nested child runs in outputs/mlflow.db."
 	@echo "  the verdict:    cat outputs/multiruns/*/summary/summary.md | tail"
 	@echo "  the dashboard:  make ui   (then open http://$(HOST):$(PORT)/#/experiments/1/runs)"
 	@echo "  the winner:     $(PY) src/predict.py   (12 months after the data), make serve (REST)"
