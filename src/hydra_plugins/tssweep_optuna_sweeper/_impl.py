@@ -34,6 +34,9 @@ study, no app key is required). The loop is tssweep's own, to close the plugin's
 - Interrupt-safe: trials in flight when Ctrl-C or SIGTERM arrives are told FAIL,
   marked ``interrupted`` and redone by a resume; a launcher that fails marks them
   ``launch_failed`` instead.
+- Composed once per shape: trials that choose the same config groups are copies of
+  the first one's composed config with their values applied (``tssweep.composition``),
+  not composed again by Hydra.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
+from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_method, instantiate
 from hydra_plugins.hydra_optuna_sweeper._impl import (  # noqa: F401 (the last two re-exported)
     OptunaSweeperImpl,
@@ -70,6 +74,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from tssweep import objectives, shared_study
+from tssweep.composition import compose_once
 from tssweep.errors import BadInput
 from tssweep.redact import redact_uri
 
@@ -122,6 +127,13 @@ class ResumableSearch(OptunaSweeperImpl):
         self.space = space
         self.search_space_filter = search_space_filter
         self._joined = False  # whether this process has asked the study for a trial yet
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:
+        """The parent's, with a launcher that composes each shape of trial once
+        (``tssweep.composition``): trials that differ only in values are copies."""
+        super().setup(hydra_context=compose_once(hydra_context), task_function=task_function,
+                      config=config)
 
     # ---------------------------------------------------------------- the loop
     def sweep(self, arguments: List[str]) -> None:

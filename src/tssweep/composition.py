@@ -1,0 +1,127 @@
+"""Compose a sweep's jobs once per shape, not once per job.
+
+Hydra's launchers compose every job from scratch: the defaults list, every config
+file, then the overrides. That is about 0.1 s a job here, most of what a short job
+costs besides its training. Yet in a sweep over ``seed`` or CatBoost settings (every
+Optuna search) the jobs differ only in values, and Hydra itself applies value
+overrides last, to the composed config (``ConfigLoaderImpl._load_configuration_impl``).
+
+:class:`ComposeOnce` wraps Hydra's config loader. For each job it splits the overrides
+the way Hydra does (``hydra._internal.defaults_list.Overrides``): those that name a
+config group choose the shape, the others set values. The first job of each shape is
+composed by Hydra; later ones copy it and apply their values with Hydra's own
+function, then record the job's overrides and ``override_dirname`` as Hydra would. A
+job that chooses another group option (``preprocess=log``) is a new shape, composed
+by Hydra in full. Both sweepers (``tssweep_grid`` and ``tssweep_optuna``) hand it to
+their launcher; ``tests/test_composition.py`` holds it equal to Hydra's composition.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from typing import Any, List, Optional
+
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+from hydra.core.config_loader import ConfigLoader
+from hydra.core.object_type import ObjectType
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException
+from hydra.types import HydraContext, RunMode
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+# distinct shapes kept: a grid over three groups of four options has 64
+SHAPES_KEPT = 64
+
+
+def compose_once(hydra_context: HydraContext) -> HydraContext:
+    """``hydra_context`` with its config loader wrapped in :class:`ComposeOnce`."""
+    if isinstance(hydra_context.config_loader, ComposeOnce):
+        return hydra_context
+    return HydraContext(config_loader=ComposeOnce(hydra_context.config_loader),
+                        callbacks=hydra_context.callbacks)
+
+
+class ComposeOnce(ConfigLoader):
+    """A config loader that composes each shape of job once (see the module docstring).
+
+    Every method but :meth:`load_sweep_config` is the wrapped loader's. A loader that
+    is not Hydra's own is used as it is, without copies.
+    """
+
+    def __init__(self, loader: ConfigLoader) -> None:
+        self._loader = loader
+        self._shapes: OrderedDict[tuple, DictConfig] = OrderedDict()
+        self._repositories: dict[tuple, Any] = {}
+        self._parser = OverridesParser.create()
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
+        if not isinstance(self._loader, ConfigLoaderImpl):
+            return self._loader.load_sweep_config(master_config, sweep_overrides)
+        config_name = master_config.hydra.job.config_name
+        hydra_overrides = tuple(OmegaConf.to_container(master_config.hydra.overrides.hydra))
+        parsed = self._parser.parse_overrides(list(sweep_overrides))
+        repository = self._repository(config_name, hydra_overrides)
+        values = [o for o in parsed if _sets_a_value(o, repository)]
+        shape = [o.input_line for o in parsed if not _sets_a_value(o, repository)]
+        key = (config_name, hydra_overrides, tuple(shape))
+        if key not in self._shapes:
+            self._shapes[key] = self._loader.load_sweep_config(master_config, shape)
+            if len(self._shapes) > SHAPES_KEPT:
+                self._shapes.popitem(last=False)
+        else:
+            self._shapes.move_to_end(key)
+        job_config = copy.deepcopy(self._shapes[key])
+        try:
+            ConfigLoaderImpl._apply_overrides_to_config(values, job_config)
+        except OmegaConfBaseException as err:  # as Hydra's load_configuration reports it
+            raise ConfigCompositionException().with_traceback(err.__traceback__) from err
+        app_overrides = [o for o in parsed if not o.is_hydra_override()]
+        job_config.hydra.overrides.task = [o.input_line for o in app_overrides]
+        dirname = job_config.hydra.job.config.override_dirname
+        job_config.hydra.job.override_dirname = get_overrides_dirname(
+            overrides=app_overrides, kv_sep=dirname.kv_sep, item_sep=dirname.item_sep,
+            exclude_keys=dirname.exclude_keys)
+        OmegaConf.copy_cache(from_config=master_config, to_config=job_config)
+        return job_config
+
+    def _repository(self, config_name: Optional[str], hydra_overrides: tuple) -> Any:
+        """The config repository Hydra composes from, search path overrides included."""
+        key = (config_name, hydra_overrides)
+        if key not in self._repositories:
+            _, self._repositories[key] = self._loader._parse_overrides_and_create_caching_repo(
+                config_name, list(hydra_overrides))
+        return self._repositories[key]
+
+    def load_configuration(self, config_name: Optional[str], overrides: List[str], run_mode: RunMode,
+                           from_shell: bool = True, validate_sweep_overrides: bool = True) -> DictConfig:
+        return self._loader.load_configuration(config_name, overrides, run_mode, from_shell=from_shell,
+                                               validate_sweep_overrides=validate_sweep_overrides)
+
+    def get_search_path(self):
+        return self._loader.get_search_path()
+
+    def get_sources(self):
+        return self._loader.get_sources()
+
+    def list_groups(self, parent_name: str) -> List[str]:
+        return self._loader.list_groups(parent_name)
+
+    def get_group_options(self, group_name: str, results_filter: Optional[ObjectType] = ObjectType.CONFIG,
+                          config_name: Optional[str] = None,
+                          overrides: Optional[List[str]] = None) -> List[str]:
+        return self._loader.get_group_options(group_name, results_filter=results_filter,
+                                              config_name=config_name, overrides=overrides)
+
+    def compute_defaults_list(self, config_name: Optional[str], overrides: List[str], run_mode: RunMode):
+        return self._loader.compute_defaults_list(config_name, overrides, run_mode)
+
+
+def _sets_a_value(override, repository) -> bool:
+    """Whether Hydra applies ``override`` to the composed config rather than to the
+    defaults list (the rule of ``hydra._internal.defaults_list.Overrides``); overrides
+    of Hydra's own config and package overrides stay with the composition."""
+    if override.is_hydra_override() or override.package is not None:
+        return False
+    return isinstance(override.value(), dict) or not repository.group_exists(override.key_or_group)
