@@ -1,6 +1,9 @@
 """The tracking module against real SQLite stores: where runs and artifacts go, and that
 every run ends with its true status."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -150,6 +153,27 @@ def test_a_saved_forecaster_loads_back_through_both_flavors(tmp_path):
             model.predict(pd.DataFrame({"step": pd.Series(bad, dtype="int64")}))
     with pytest.raises(MlflowException, match="missing inputs \\['step'\\]"):
         model.predict(pd.DataFrame({"steps": [1]}))
+
+
+def test_a_saved_forecaster_serves_without_tssweep(tmp_path):
+    # its code folder is its loader alone: a Python where tssweep cannot be imported
+    # loads and forecasts, and the folder is ten files, not a copy of the package
+    y = load_airline()
+    fitted = NaiveForecaster(sp=12).fit(y, fh=np.arange(1, 4))
+    tracking.save_forecaster(fitted, tmp_path / "model")
+    files = sorted(str(f.relative_to(tmp_path / "model")) for f in (tmp_path / "model").rglob("*") if f.is_file())
+    assert files == ["MLmodel", "code/tssweep_serving.py", "conda.yaml", "input_example.json", "model.zip",
+                     "python_env.yaml", "requirements.txt", "serving_input_example.json"]
+    script = ("import sys; sys.modules['tssweep'] = None\n"
+              "import mlflow.pyfunc, pandas as pd\n"
+              f"model = mlflow.pyfunc.load_model({str(tmp_path / 'model')!r})\n"
+              "print(model.predict(pd.DataFrame({'step': [1, 3]})).to_json(orient='records'))")
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    served = shown.stdout.strip().splitlines()[-1]
+    expected = fitted.predict().iloc[[0, 2]].tolist()
+    assert json.loads(served) == [{"period": "1961-01", "step": 1, "Number of airline passengers": expected[0]},
+                                  {"period": "1961-03", "step": 3, "Number of airline passengers": expected[1]}]
 
 
 def test_source_tags_name_the_commit():

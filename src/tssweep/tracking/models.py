@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import copy
 import datetime
 import logging
 import shutil
@@ -46,10 +47,10 @@ def save_forecaster(fitted: object, path: Path) -> None:
     a model, the largest cost of a short job after its training.
     """
     face = serving.ForecastModel(fitted)
-    template = _forecaster_template(face.target, face.fitted_steps)
+    template, described = _forecaster_template(face.target, face.fitted_steps)
     shutil.copytree(template, path)
     fitted.save(str(path / serving.PICKLED_MODEL))
-    described = Model.load(str(path / "MLmodel"))
+    described = copy.deepcopy(described)
     described.model_uuid = uuid.uuid4().hex
     described.utc_time_created = str(datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None))
     described.model_size_bytes = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
@@ -57,14 +58,17 @@ def save_forecaster(fitted: object, path: Path) -> None:
 
 
 @lru_cache(maxsize=32)
-def _forecaster_template(target: str, steps: int) -> Path:
-    """A forecaster's model folder without its pipeline: MLmodel (both flavors, the
-    signature of ``target`` and the input example of ``steps`` steps), the environment
-    files and the tssweep package as code; removed when the process ends."""
+def _forecaster_template(target: str, steps: int) -> tuple[Path, Model]:
+    """A forecaster's model folder without its pipeline, and its MLmodel: both flavors,
+    the signature of ``target`` and the input example of ``steps`` steps, the
+    environment files, and :mod:`tssweep.tracking.serving` as the code (alone, under
+    its loader name); removed when the process ends."""
     import sktime
 
     folder = Path(tempfile.mkdtemp(prefix="tssweep-model-template-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    loader = folder / f"{serving.LOADER_MODULE}.py"
+    shutil.copyfile(serving.__file__, loader)
     signature = ModelSignature(
         inputs=Schema([ColSpec("long", serving.STEP)]),
         outputs=Schema([ColSpec("string", serving.PERIOD), ColSpec("long", serving.STEP),
@@ -73,9 +77,9 @@ def _forecaster_template(target: str, steps: int) -> Path:
     described.add_flavor(SKTIME_FLAVOR, pickled_model=serving.PICKLED_MODEL,
                          sktime_version=sktime.__version__, serialization_format="pickle",
                          code="code")
-    _quietly_save(folder / "model", loader_module=serving.__name__, mlflow_model=described,
+    _quietly_save(folder / "model", code=loader, loader_module=serving.LOADER_MODULE, mlflow_model=described,
                   signature=signature, input_example=pd.DataFrame({serving.STEP: np.arange(1, steps + 1)}))
-    return folder / "model"
+    return folder / "model", Model.load(str(folder / "model" / "MLmodel"))
 
 
 def save_classifier(fitted: object, path: Path, labels: np.ndarray) -> None:
@@ -88,19 +92,20 @@ def save_classifier(fitted: object, path: Path, labels: np.ndarray) -> None:
     so the input has no schema and no example.
     """
     signature = ModelSignature(inputs=None, outputs=infer_signature(pd.DataFrame({"label": labels})).inputs)
-    _quietly_save(path, python_model=_ClassifierModel(fitted), signature=signature)
-
-
-def _quietly_save(path: Path, **how) -> None:
-    """``mlflow.pyfunc.save_model`` with the tssweep package as the model's code (what
-    loads a forecaster, what a classifier is made of) and the pinned requirements."""
     import tssweep
 
+    _quietly_save(path, code=Path(tssweep.__file__).parent, python_model=_ClassifierModel(fitted),
+                  signature=signature)
+
+
+def _quietly_save(path: Path, code: Path, **how) -> None:
+    """``mlflow.pyfunc.save_model`` with ``code`` as the model's code (a forecaster's
+    loader; the tssweep package a classifier is made of) and the pinned requirements."""
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_log.level
     pyfunc_log.setLevel(logging.ERROR)  # its per-model notice that pickles are code
     try:
-        save_pyfunc_model(str(path), code_paths=[str(Path(tssweep.__file__).parent)],
+        save_pyfunc_model(str(path), code_paths=[str(code)],
                           pip_requirements=_pinned(_MODEL_REQUIREMENTS), **how)
     finally:
         pyfunc_log.setLevel(level)

@@ -268,6 +268,7 @@ def load(store: Store, location: str, dst: Path):
 
     local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dst), tracking_uri=store.uri)
     model = mlflow.pyfunc.load_model(local)
-    if model.loader_module == serving.__name__:
+    # models logged before the loader stood alone name it by its package path
+    if model.loader_module in (serving.LOADER_MODULE, serving.__name__):
         return model, serving.ForecastModel(model.get_raw_model())
     return model, model.unwrap_python_model()

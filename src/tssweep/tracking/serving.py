@@ -10,6 +10,11 @@ and the forecast under the series' name. So a REST call
     {"dataframe_records": [{"step": 1}, {"step": 2}]}
 
 gets the first two periods after the data, the same numbers ``src/predict.py`` writes.
+
+The model's code folder holds this file alone, as ``tssweep_serving.py`` (what its
+MLmodel names as the loader): it imports nothing from tssweep, so a model loads and
+serves with its pinned requirements only, tssweep installed or not, and a model folder
+is ten files, not the forty of a whole package (each copied twice a job).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import pandas as pd
 
 # sktime's own flavor reads the pipeline from here (sktime's `save` adds ".zip")
 PICKLED_MODEL = "model"
+# this module's name in a model's code folder, where it stands alone
+LOADER_MODULE = "tssweep_serving"
 STEP = "step"
 PERIOD = "period"
 
