@@ -55,6 +55,37 @@ def test_scores_match_a_hand_computation(compose_cfg):
     assert np.sqrt(by_fold["rmse"].mean()).tolist() == pytest.approx(result.fold_scores["rmse"].tolist())
 
 
+def test_scores_equal_sktimes_metrics(compose_cfg):
+    # every fold and the holdout, on three series: airline, a random walk with
+    # negative values, and one whose training part is constant (MASE's epsilon bound)
+    from sktime.performance_metrics.forecasting import (
+        mean_absolute_error, mean_absolute_percentage_error, mean_absolute_scaled_error, mean_squared_error)
+
+    cfg = compose_cfg("model=naive")
+    rng = np.random.default_rng(0)
+    index = pd.period_range("2000-01", periods=144, freq="M")
+    walk = pd.Series(np.cumsum(rng.normal(0, 3, 144)), index=index, name="walk")
+    flat = pd.Series(np.r_[np.full(132, 5.0), rng.normal(5, 1, 12)], index=index, name="flat")
+    for series in (load_series(cfg.dataset), walk, flat):
+        result = evaluate_forecaster(NaiveForecaster(strategy="mean", window_length=7), series, cfg.dataset)
+        history = series.iloc[:-12]
+        splits = list(make_splitter(len(series), cfg.dataset).split(history))
+        parts = [(history.iloc[test], history.iloc[train], result.fold_scores.loc[fold])
+                 for fold, (train, test) in enumerate(splits)]
+        test_scores = {name: result.test_scores[f"test_{name}"] for name in METRICS}
+        parts.append((series.iloc[-12:], history, test_scores))
+        for fold, (y_true, y_train, scores) in enumerate(parts):
+            y_pred = result.holdout_forecast if fold == len(splits) else NaiveForecaster(
+                strategy="mean", window_length=7).fit(y_train).predict(y_true.index)
+            expected = {
+                "mae": mean_absolute_error(y_true, y_pred),
+                "rmse": mean_squared_error(y_true, y_pred, square_root=True),
+                "smape": mean_absolute_percentage_error(y_true, y_pred, symmetric=True),
+                "mase": mean_absolute_scaled_error(y_true, y_pred, y_train=y_train, sp=12),
+            }
+            assert {name: scores[name] for name in METRICS} == pytest.approx(expected, rel=1e-9), (series.name, fold)
+
+
 def test_too_short_a_series_names_the_minimum(compose_cfg):
     cfg = compose_cfg()
     short = pd.Series(np.arange(1.0, 61.0), index=pd.period_range("2000-01", periods=60, freq="M"))

@@ -60,7 +60,7 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     store = tracking.open_store(cfg.tracking)
     tags = {"tssweep.overrides": " ".join(overrides), "optimized_metric": objectives[0],
             "tssweep.task": task, "mlflow.source.name": "src/train.py",
-            **tracking.source_tags(str(cfg.paths.root_dir))}
+            **tracking.source_tags(str(cfg.paths.root_dir)), **_data_tags(task, data)}
     if in_sweep:
         tags["tssweep.job_num"] = str(hydra_cfg.job.num)
     if cfg.get("optuna_trial") is not None:
@@ -119,7 +119,6 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
               after_fold, artifacts: Path, metric: str) -> forecast_evaluation.ForecastEvaluation:
     """Backtest a forecasting pipeline, score its holdout, log it all on ``run``."""
     dataset_name = dataset.display_name(cfg.dataset, choices["dataset"])
-    run.log(tags={"data.fingerprint": dataset.fingerprint(series), "data.length": len(series)})
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
     scores = forecast_evaluation.evaluate_forecaster(pipeline, series, cfg.dataset, after_fold=after_fold)
 
@@ -140,9 +139,9 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
                        context)
                       for part, context in ((series.iloc[:holdout_start], "training"), (scores.holdout, "holdout"))],
                      dataset_name, targets=str(series.name))
-    _log_model(cfg, run, scores.fitted, artifacts,
-               lambda path: tracking.save_forecaster(scores.fitted, path))
-    run.log(metrics={**scores.backtest_scores, **scores.test_scores,
+    used = _log_model(cfg, run, scores.fitted, artifacts,
+                      lambda path: tracking.save_forecaster(scores.fitted, path))
+    run.log(params=used, metrics={**scores.backtest_scores, **scores.test_scores,
                      "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
             step_metrics={f"fold_{name}": scores.fold_scores[name].tolist()
                           for name in forecast_evaluation.METRICS})
@@ -154,8 +153,6 @@ def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.Tracke
     """Cross-validate a classification pipeline, score the test split, log it all on ``run``."""
     dataset_name = dataset.display_name(cfg.dataset, choices["dataset"])
     X_train, y_train, X_test, y_test = split
-    run.log(tags={"data.fingerprint": dataset.fingerprint(X_train, y_train),
-                  "data.train_series": len(X_train), "data.test_series": len(X_test)})
     scores = classification_evaluation.evaluate_classifier(
         preprocess.feature_transformer(cfg.preprocess), model.build_model(cfg.model),
         X_train, y_train, X_test, y_test, folds=int(cfg.dataset.cv.folds), seed=int(cfg.seed),
@@ -170,9 +167,9 @@ def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.Tracke
     run.log_datasets([(pd.DataFrame({"series": range(len(y)), "label": y.astype(str)}), dataset.fingerprint(X, y),
                        context) for (X, y), context in (((X_train, y_train), "train"), ((X_test, y_test), "test"))],
                      dataset_name, targets="label")
-    _log_model(cfg, run, scores.fitted, artifacts,
-               lambda path: tracking.save_classifier(scores.fitted, path, scores.test_predictions))
-    run.log(metrics={**scores.cv_scores, **scores.test_scores, "n_features": scores.n_features,
+    used = _log_model(cfg, run, scores.fitted, artifacts,
+                      lambda path: tracking.save_classifier(scores.fitted, path, scores.test_predictions))
+    run.log(params=used, metrics={**scores.cv_scores, **scores.test_scores, "n_features": scores.n_features,
                      "transform_seconds": scores.transform_seconds,
                      "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
             step_metrics={f"fold_cv_{name}": scores.fold_scores[name].tolist()
@@ -185,16 +182,27 @@ def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.Tracke
 _LEFT_TO_THE_MODEL = frozenset({"model.rsm", "model.border_count"})
 
 
-def _log_model(cfg: DictConfig, run: tracking.TrackedRun, fitted, artifacts: Path, save) -> None:
+def _log_model(cfg: DictConfig, run: tracking.TrackedRun, fitted, artifacts: Path, save) -> dict[str, object]:
     """Save the fitted pipeline with ``save(path)`` and log it as the run's LoggedModel
-    (unless ``tracking.log_models=none``), and log the model settings it really used."""
+    (unless ``tracking.log_models=none``); returns the model settings it really used,
+    the params logged with the run's metrics."""
     if cfg.tracking.log_models == "all":
         path = artifacts.parent / "model"
         save(path)
         tracking.log_model(run.store, run.run_id, path)
     used = model.effective_params(fitted)
     settings = [key.removeprefix("model.") for key in _LEFT_TO_THE_MODEL]
-    run.log(params={f"model.{key}": used.get(key, cfg.model[key]) for key in settings if key in cfg.model})
+    return {f"model.{key}": used.get(key, cfg.model[key]) for key in settings if key in cfg.model}
+
+
+def _data_tags(task: str, data) -> dict[str, object]:
+    """What the run is scored on, tagged when it opens: the data's fingerprint (what
+    the verdict and the registry compare) and its size."""
+    if task == "classification":
+        X_train, y_train, X_test, _ = data
+        return {"data.fingerprint": dataset.fingerprint(X_train, y_train),
+                "data.train_series": len(X_train), "data.test_series": len(X_test)}
+    return {"data.fingerprint": dataset.fingerprint(data), "data.length": len(data)}
 
 
 @dataclass

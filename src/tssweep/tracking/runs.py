@@ -9,6 +9,7 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -122,10 +123,10 @@ def job_run(store: Store, overrides: list[str], tags: Mapping[str, str], sweep_d
     run_tags = {**tags, owners.OWNERS_TAG: owners.this_process()}
     run_name = name or single_name
     if sweep_dir is not None:
-        parent = store.client.get_run(find_parent(store, sweep_dir))
-        swept = parent.data.tags.get(SWEPT_KEYS_TAG, "").split()
+        parent_id = find_parent(store, sweep_dir)
+        swept = _swept_keys(store.client, parent_id)
         run_name = name or names.child_name(overrides, swept, job_num) or single_name
-        run_tags[PARENT_TAG] = parent.info.run_id
+        run_tags[PARENT_TAG] = parent_id
         run_tags[ROLE_TAG] = "child"
     run = store.client.create_run(store.experiment_id, tags=run_tags, run_name=run_name)
     run_id = run.info.run_id
@@ -144,6 +145,13 @@ def job_run(store: Store, overrides: list[str], tags: Mapping[str, str], sweep_d
         raise
     else:
         store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
+@lru_cache(maxsize=16)
+def _swept_keys(client, parent_id: str) -> tuple[str, ...]:
+    """The keys a sweep varies, as its parent was opened with (the tag is set when the
+    parent is created, before any child): read once per parent and process."""
+    return tuple(client.get_run(parent_id).data.tags.get(SWEPT_KEYS_TAG, "").split())
 
 
 def find_parent(store: Store, sweep_dir: str) -> str:
