@@ -38,7 +38,7 @@ BAD_INPUTS = {
     "misspelled nested key": (None, ["dataset.backtest.fold=3"], "Did you mean dataset.backtest.folds?"),
     "appended key the model does not take": (None, ["+model.dept=3"], "model.dept='3': tssweep.model.catboost takes no argument 'dept'. Did you mean model.depth?"),
     "unknown option in a sweep": (None, ["-m", "preprocess=none,detrnd"], "preprocess='detrnd': no such option. Did you mean detrend?"),
-    "empty sweep": (None, ["-m", "seed=range(0,0)"], "-m='seed=range(0,0)': the sweep has no jobs."),
+    "empty sweep": (None, ["-m", "seed=range(0,0)"], "seed='range(0,0)': sweeps no values, so the sweep has no jobs."),
     "misspelled key in a sweep": (None, ["-m", "model.dept=3,4"], "model.dept='3': there is no key dept in model. Did you mean model.depth?"),
     "appended key in a sweep": (None, ["-m", "+model.dept=3,4"], "takes no argument 'dept'"),
     "key one swept option lacks": (None, ["-m", "model=naive,catboost", "model.l2_leaf_reg=5"],

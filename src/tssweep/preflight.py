@@ -121,8 +121,10 @@ def _distinct_jobs(config: DictConfig) -> list[list[str]]:
         (jobs,) = BasicSweeper.split_arguments(parsed, None)
     except Exception as err:  # a sweep the basic sweeper cannot run (an interval): its words
         raise BadInput("-m", " ".join(config.hydra.overrides.task), str(err)) from None
-    if not jobs:  # range(0,0), or a swept key with no values
-        raise BadInput("-m", " ".join(config.hydra.overrides.task), "the sweep has no jobs.",
+    if not jobs:  # a swept key without values: range(0,0)
+        empty = next(o for o in parsed if o.is_sweep_override() and not list(o.sweep_string_iterator()))
+        raise BadInput(empty.get_key_element(), empty.input_line.split("=", 1)[1],
+                       "sweeps no values, so the sweep has no jobs.",
                        "at least one value for every swept key, e.g. seed=range(0,3)")
     distinct: dict[tuple[str, ...], list[str]] = {}
     for job in jobs:  # each key holds the same position in every job
