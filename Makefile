@@ -31,10 +31,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --no-deps hydra-optuna-sweeper==1.3.0
 	touch $(STAMP)
 
-# The optional extras for the local stack and cluster=ray; Hydra's Ray launcher without
-# its pins (cloudpickle<3 would downgrade what joblib wants; boto3 is for its AWS half).
+# The optional extras for the local stack, cluster=ray and the bundled panels (the tests
+# use all three); Hydra's Ray launcher without its pins (cloudpickle<3 would downgrade
+# what joblib wants; boto3 is for its AWS half).
 $(STACK_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,ray,postgres]'
+	$(PY) -m pip install --quiet -e '.[dev,ray,postgres,datasets]'
 	$(PY) -m pip install --quiet --no-deps hydra-ray-launcher==1.2.2
 	touch $(STACK_STAMP)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tssweep.dataset import fingerprint, load_series, read_csv_series
+from tssweep.dataset import fingerprint, load_series, read_series_file
 from tssweep.errors import BadInput
 
 SHIPPED = {"airline": 144, "lynx": 114, "shampoo_sales": 36, "pbs": 204, "uschange": 187}
@@ -61,7 +61,7 @@ def test_csv_reads_a_period_indexed_series(tmp_path, compose_cfg):
 ])
 def test_csv_time_columns_as_people_export_them(tmp_path, stamps, freq, first, last):
     path = write_csv(tmp_path, "t,y\n" + "".join(f"{stamp},{i}\n" for i, stamp in enumerate(stamps)))
-    series = read_csv_series(path, "t", "y", freq)
+    series = read_series_file(path, "t", "y", freq)
     assert (str(series.index[0]), str(series.index[-1])) == (first, last)
     assert len(series) == 12 and list(series) == list(range(12))
 
@@ -70,7 +70,7 @@ def test_whole_number_years_need_a_yearly_frequency(tmp_path):
     path = write_csv(tmp_path, "year,y\n" + "".join(f"{1700 + i},{i}\n" for i in range(12)))
     with pytest.raises(BadInput, match="dataset.freq='M': the time column 'year' holds whole numbers, "
                                        "which are read as years. Allowed: Y"):
-        read_csv_series(path, "year", "y", "M")
+        read_series_file(path, "year", "y", "M")
 
 
 @pytest.mark.parametrize("text, kwargs, key, fragment", [
@@ -91,7 +91,7 @@ def test_bad_csv_names_the_key(tmp_path, text, kwargs, key, fragment):
     path = str(tmp_path / "absent.csv") if text is None else write_csv(tmp_path, text)
     args = {"path": path, "time_column": "month", "target": "sales", "freq": "M", **kwargs}
     with pytest.raises(BadInput) as raised:
-        read_csv_series(**args)
+        read_series_file(**args)
     assert raised.value.key == key
     assert fragment in str(raised.value)
 

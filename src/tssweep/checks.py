@@ -54,7 +54,8 @@ RULES: dict[str, Rule] = {
     "summary.bootstrap_reps": _integer(100),
 }
 # keys that take one of a few words, and switches that take true or false
-WORDS: dict[str, tuple[str, ...]] = {"tracking.log_models": ("all", "none")}
+WORDS: dict[str, tuple[str, ...]] = {"tracking.log_models": ("all", "none"),
+                                     "model.pooling": ("local", "global")}
 SWITCHES = ("tracking.registry.enabled", "tracking.registry.single_runs")
 # what a group option declares about itself for the checks (which tasks it serves, what
 # it reads or makes), not a setting of the model or the preprocessing: never a param

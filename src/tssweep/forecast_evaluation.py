@@ -5,6 +5,15 @@ backtest on the data before it: an expanding-window splitter with forecasting ho
 ``1..horizon``, each fold fitted on the past alone. Only after that is the pipeline
 refitted on everything before the holdout and scored on it (``test_*`` metrics), so
 picking the best of many variants by backtest score does not leak into the test.
+
+A panel of series (see :func:`tssweep.dataset.is_panel`) is evaluated the same way,
+on cutoffs shared by every series: its series end in the same period, so the holdout
+is the last ``horizon`` periods of each, and each fold trains every series on its
+periods up to the fold's cutoff and scores the next ``horizon``. The pipeline is
+fitted on all series at once (one model per series, or one for all: the model's
+``pooling``). Each series is scored as one series is; the panel's scores are the
+means over its series (the mean MASE over series), and ``series_scores`` holds each
+series' own.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from omegaconf import DictConfig
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 from sktime.split import ExpandingWindowSplitter
 
+from tssweep.dataset import is_panel, series_of
 from tssweep.errors import BadInput
 
 # the scores, all errors: lower is better (tssweep.objectives holds every objective's
@@ -41,7 +51,9 @@ class ForecastEvaluation:
     ``holdout_forecast``. ``backtest_points`` has a row per backtest fold and horizon
     step with each metric's loss at that point (see :func:`point_losses`), whose mean
     over a fold is the fold's score (the root of it for ``rmse``): what a verdict
-    compares variants on.
+    compares variants on. On a panel, points and scores are per series too (a
+    ``series`` column), and ``series_scores`` has a row per series: its backtest
+    means and its holdout scores.
     """
 
     fold_scores: pd.DataFrame
@@ -54,6 +66,7 @@ class ForecastEvaluation:
     fitted: BaseForecaster
     fit_seconds: float
     predict_seconds: float
+    series_scores: pd.DataFrame | None = None
 
     def objective(self, name: str) -> float:
         """A backtest mean by metric name, or the total fit or predict seconds."""
@@ -96,13 +109,17 @@ def make_splitter(series_length: int, dataset_cfg: DictConfig) -> ExpandingWindo
                                    step_length=step)
 
 
-def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series, dataset_cfg: DictConfig,
-             after_fold: Callable[[int, dict], None] | None = None) -> ForecastEvaluation:
+def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series | pd.DataFrame,
+                        dataset_cfg: DictConfig,
+                        after_fold: Callable[[int, dict], None] | None = None) -> ForecastEvaluation:
     """Backtest ``forecaster`` on ``series`` minus the holdout, then score the holdout.
 
-    ``after_fold(fold, scores)`` is called with each fold's scores as soon as they are
-    known; it may raise to stop early (Optuna pruning does).
+    ``series`` may be a panel (see the module docstring). ``after_fold(fold, scores)``
+    is called with each fold's scores as soon as they are known; it may raise to stop
+    early (Optuna pruning does).
     """
+    if is_panel(series):
+        return _evaluate_panel(forecaster, series, dataset_cfg, after_fold)
     horizon = int(dataset_cfg.horizon)
     seasonal_period = int(dataset_cfg.seasonal_period)
     splitter = make_splitter(len(series), dataset_cfg)
@@ -134,6 +151,77 @@ def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series, dataset_c
         fitted=fitted,
         fit_seconds=float(fold_scores["fit_seconds"].sum() + fit_seconds),
         predict_seconds=float(fold_scores["predict_seconds"].sum() + predict_seconds),
+    )
+
+
+def check_panel(panel: pd.DataFrame, dataset_cfg: DictConfig) -> None:
+    """Every series of ``panel`` is long enough for the holdout and the backtest; a
+    series that is not is named."""
+    for name, one in series_of(panel).items():
+        try:
+            make_splitter(len(one), dataset_cfg)
+        except BadInput as err:
+            raise err.within(f"series {name!r}") from None
+
+
+def panel_cutoffs(panel: pd.DataFrame, dataset_cfg: DictConfig) -> tuple[list[pd.Period], pd.Period]:
+    """The backtest folds' cutoffs (the last period each fold trains on) and the
+    holdout's (the last period before it), shared by every series of ``panel``: as
+    one series of the panel's length places them, counted back from its last period."""
+    horizon, folds, step = (int(dataset_cfg.horizon), int(dataset_cfg.backtest.folds),
+                            int(dataset_cfg.backtest.step))
+    end = panel.index.get_level_values(1).max()
+    holdout_cutoff = end - horizon
+    return [holdout_cutoff - horizon - (folds - 1 - fold) * step for fold in range(folds)], holdout_cutoff
+
+
+def _evaluate_panel(forecaster: BaseForecaster, panel: pd.DataFrame, dataset_cfg: DictConfig,
+                    after_fold: Callable[[int, dict], None] | None) -> ForecastEvaluation:
+    horizon, seasonal_period = int(dataset_cfg.horizon), int(dataset_cfg.seasonal_period)
+    check_panel(panel, dataset_cfg)
+    cutoffs, holdout_cutoff = panel_cutoffs(panel, dataset_cfg)
+    periods = panel.index.get_level_values(1)
+    history, holdout = panel[periods <= holdout_cutoff], panel[periods > holdout_cutoff]
+
+    def fit_and_score(cutoff: pd.Period, train: pd.DataFrame):
+        ahead = pd.period_range(cutoff + 1, periods=horizon, freq=cutoff.freq)
+        model, forecast, fit_seconds, predict_seconds = _fit_predict(forecaster, train, ahead)
+        truth = series_of(panel[periods.isin(ahead)])
+        predicted = series_of(forecast)
+        losses = {name: point_losses(truth[name], predicted[name], past, seasonal_period)
+                  for name, past in series_of(train).items()}
+        return model, forecast, losses, fit_seconds, predict_seconds
+
+    fold_rows, points, per_series = [], [], []
+    for fold, cutoff in enumerate(cutoffs):
+        _, _, losses, fit_seconds, predict_seconds = fit_and_score(cutoff, history[history.index.get_level_values(1) <= cutoff])
+        scores = {name: _score(frame) for name, frame in losses.items()}
+        per_series += [{"series": name, "fold": fold, **values} for name, values in scores.items()]
+        fold_rows.append({"fold": fold, "cutoff": str(cutoff),
+                          **pd.DataFrame(scores.values()).mean().to_dict(),
+                          "fit_seconds": fit_seconds, "predict_seconds": predict_seconds})
+        points += [frame.assign(fold=fold, series=name) for name, frame in losses.items()]
+        if after_fold is not None:
+            after_fold(fold, fold_rows[-1])
+    fold_scores = pd.DataFrame(fold_rows).set_index("fold")
+
+    fitted, holdout_forecast, losses, fit_seconds, predict_seconds = fit_and_score(holdout_cutoff, history)
+    backtest = pd.DataFrame(per_series).groupby("series", sort=False)[list(METRICS)].mean()
+    tested = pd.DataFrame({name: _score(frame) for name, frame in losses.items()}).T.add_prefix("test_")
+    series_scores = backtest.join(tested).rename_axis("series")
+    series_scores.insert(0, "points", pd.Series({name: len(one) for name, one in series_of(panel).items()}))
+    return ForecastEvaluation(
+        fold_scores=fold_scores,
+        backtest_points=pd.concat(points, ignore_index=True)[["fold", "series", "step", "time", *METRICS]],
+        backtest_scores={name: float(series_scores[name].mean()) for name in METRICS},
+        test_scores={f"test_{name}": float(series_scores[f"test_{name}"].mean()) for name in METRICS},
+        history=history,
+        holdout=holdout,
+        holdout_forecast=holdout_forecast,
+        fitted=fitted,
+        fit_seconds=float(fold_scores["fit_seconds"].sum() + fit_seconds),
+        predict_seconds=float(fold_scores["predict_seconds"].sum() + predict_seconds),
+        series_scores=series_scores,
     )
 
 

@@ -128,17 +128,20 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
         if test_metric in scores.test_scores else []))
     scores.fold_scores.to_csv(artifacts / "backtest_folds.csv")
     scores.backtest_points.to_csv(artifacts / "backtest_points.csv", index=False)  # for the verdict
-    plots.forecast_plot(scores.history, scores.holdout, scores.holdout_forecast, title,
-                        artifacts / "forecast.png")
+    if scores.series_scores is not None:  # a panel: each series' scores, and a few of them drawn
+        scores.series_scores.to_csv(artifacts / "series_scores.csv")
+        plots.panel_forecast_plot(scores.history, scores.holdout, scores.holdout_forecast,
+                                  scores.series_scores[test_metric], title, artifacts / "forecast.png")
+    else:
+        plots.forecast_plot(scores.history, scores.holdout, scores.holdout_forecast, title,
+                            artifacts / "forecast.png")
     importances = model.feature_importances(scores.fitted)
     if importances is not None:
         pd.Series(importances, name="importance").rename_axis("feature").to_csv(
             artifacts / "feature_importance.csv")
-    holdout_start = len(series) - len(scores.holdout)
-    run.log_datasets([(part.rename_axis("time").reset_index().astype({"time": str}), dataset.fingerprint(part),
-                       context)
-                      for part, context in ((series.iloc[:holdout_start], "training"), (scores.holdout, "holdout"))],
-                     dataset_name, targets=str(series.name))
+    run.log_datasets([(dataset.long_table(part), dataset.fingerprint(part), context)
+                      for part, context in ((scores.history, "training"), (scores.holdout, "holdout"))],
+                     dataset_name, targets=dataset.target_name(series))
     used = _log_model(cfg, run, scores.fitted, artifacts,
                       lambda path: tracking.save_forecaster(scores.fitted, path))
     run.log(params=used, metrics={**scores.backtest_scores, **scores.test_scores,
@@ -202,6 +205,9 @@ def _data_tags(task: str, data) -> dict[str, object]:
         X_train, y_train, X_test, _ = data
         return {"data.fingerprint": dataset.fingerprint(X_train, y_train),
                 "data.train_series": len(X_train), "data.test_series": len(X_test)}
+    if dataset.is_panel(data):
+        return {"data.fingerprint": dataset.fingerprint(data), "data.length": len(data),
+                "data.series": data.index.get_level_values(0).nunique()}
     return {"data.fingerprint": dataset.fingerprint(data), "data.length": len(data)}
 
 

@@ -65,6 +65,7 @@ def catboost(
     border_count: int | None,
     seed: int,
     thread_count: int,
+    pooling: str = "local",
 ):
     """CatBoost for the dataset's task, from one set of hyperparameters.
 
@@ -87,6 +88,12 @@ def catboost(
         CatBoost's ``random_seed``: equal seeds give equal models.
     thread_count : int
         CatBoost threads; ``-1`` uses every core.
+    pooling : {"local", "global"}
+        On a panel of series (forecasting): ``local`` fits one reduced CatBoost per
+        series (sktime broadcasts the forecaster over the series), ``global`` one
+        CatBoost on the windows of every series (sktime's ``pooling="global"``). The
+        preprocessing before it is fitted per series either way. One series: no
+        difference.
     """
     params = dict(iterations=iterations, depth=depth, learning_rate=learning_rate,
                   l2_leaf_reg=l2_leaf_reg, random_seed=seed, thread_count=thread_count,
@@ -99,7 +106,8 @@ def catboost(
     if strategy not in STRATEGIES:
         raise BadInput("model.strategy", strategy, "unknown reduction strategy.",
                        ", ".join(STRATEGIES))
-    return make_reduction(CatBoostRegressor(**params), window_length=window_length, strategy=strategy)
+    return make_reduction(CatBoostRegressor(**params), window_length=window_length, strategy=strategy,
+                          pooling=pooling)
 
 
 # past this many features CatBoost's defaults spend minutes quantising and scanning

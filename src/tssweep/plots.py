@@ -35,6 +35,28 @@ def forecast_plot(history: pd.Series, holdout: pd.Series | None, forecast: pd.Se
     _save(figure, path)
 
 
+def panel_forecast_plot(history: pd.DataFrame, holdout: pd.DataFrame, forecast: pd.DataFrame,
+                        holdout_scores: pd.Series, title: str, path: Path) -> None:
+    """A panel's forecast, as three of its series: the best, the median and the worst
+    by ``holdout_scores`` (a holdout error per series), one above the other."""
+    ranked = holdout_scores.sort_values()
+    picks = list(dict.fromkeys([ranked.index[0], ranked.index[len(ranked) // 2], ranked.index[-1]]))
+    figure = Figure(figsize=(9, 2.6 * len(picks) + 0.6))
+    axes_list = figure.subplots(len(picks), 1, squeeze=False)[:, 0]
+    labels = {1: ["the one series"], 2: ["best", "worst"]}.get(len(picks), ["best", "median", "worst"])
+    for axes, label, name in zip(axes_list, labels, picks):
+        for frame, style in ((history, dict(color="0.4", linewidth=1, label="history")),
+                             (holdout, dict(color="black", marker="o", markersize=3, label="holdout (actual)")),
+                             (forecast, dict(color="tab:red", marker="o", markersize=3, label="forecast"))):
+            one = frame.xs(name, level=0).iloc[:, 0]
+            axes.plot(one.index.to_timestamp(), one.to_numpy(), **style)
+        axes.set_title(f"{label}: {name} ({ranked.name} = {ranked[name]:.3f})", fontsize=9)
+    axes_list[0].legend(loc="upper left", fontsize=8)
+    figure.suptitle(f"{title}, {len(ranked)} series", fontsize=10)
+    figure.tight_layout()  # once per job; the panel's names vary in length
+    _save(figure, path)
+
+
 @lru_cache(maxsize=2)
 def _job_figure(dated: bool) -> tuple[Figure, object, list]:
     """One figure per process (and kind of time axis) that every job's forecast plot

@@ -41,9 +41,14 @@ def check_fits(cfg: DictConfig, data, window: bool = True) -> None:
 
         check_folds(data[1], int(cfg.dataset.cv.folds))
         return
-    forecast_evaluation.make_splitter(len(data), cfg.dataset)
+    if dataset.is_panel(data):  # each series, named when too short; the window by the shortest
+        forecast_evaluation.check_panel(data, cfg.dataset)
+        length = min(len(one) for one in dataset.series_of(data).values())
+    else:
+        forecast_evaluation.make_splitter(len(data), cfg.dataset)
+        length = len(data)
     if window:
-        model.check_window(cfg.model, forecast_evaluation.first_training_points(len(data), cfg.dataset),
+        model.check_window(cfg.model, forecast_evaluation.first_training_points(length, cfg.dataset),
                            int(cfg.dataset.horizon))
 
 

@@ -74,7 +74,7 @@ def check_applicable(preprocess_cfg: DictConfig, series: pd.Series, option: str)
     broken = breaking_step(preprocess_cfg, series)
     if broken is not None:
         step, reason = broken
-        low = float(series.min())
+        low = float(np.nanmin(np.asarray(series, dtype=float)))  # a series, or a panel's every one
         needs_positive = " It needs a strictly positive series." if low <= 0 else ""
         raise BadInput(
             "preprocess", option,
