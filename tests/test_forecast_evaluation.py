@@ -116,3 +116,67 @@ def test_after_fold_sees_each_fold_and_can_stop_the_backtest(compose_cfg):
     with pytest.raises(Enough):
         evaluate_forecaster(NaiveForecaster(sp=12), load_series(cfg.dataset), cfg.dataset, after_fold=after_fold)
     assert [fold for fold, _ in seen] == [0, 1] and all(value > 0 for _, value in seen)
+
+
+def encoded_panel(lengths: dict[str, int], end: str = "2020-12") -> pd.DataFrame:
+    """Monthly series ending together, each value 1000 * the series' number plus the
+    period's ordinal: a value says which point it is."""
+    parts = {name: pd.Series(1000.0 * number + pd.period_range(end=end, periods=length, freq="M").asi8,
+                             index=pd.period_range(end=end, periods=length, freq="M"))
+             for number, (name, length) in enumerate(lengths.items())}
+    return pd.concat(parts, names=["store", "month"]).to_frame("sales")
+
+
+def test_a_panel_trains_every_series_up_to_the_shared_cutoff_only(compose_cfg):
+    # the last value, forecast: if each series' training ends exactly at the fold's
+    # cutoff, the error at step s is s for every series, fold and the holdout
+    cfg = compose_cfg("model=naive", "dataset.horizon=6", "dataset.backtest.folds=3", "dataset.backtest.step=4")
+    panel = encoded_panel({"long": 90, "mid": 60, "short": 48})
+    result = evaluate_forecaster(NaiveForecaster(strategy="last"), panel, cfg.dataset)
+    points = result.backtest_points
+    assert len(points) == 3 * 3 * 6 and set(points["series"]) == {"long", "mid", "short"}
+    assert (points["mae"] == points["step"]).all()
+    # the cutoffs are the same calendar months for every series, 4 apart, the last fold
+    # ending right before the holdout: where one series alone puts them
+    assert result.fold_scores["cutoff"].tolist() == ["2019-04", "2019-08", "2019-12"]
+    alone = evaluate_forecaster(NaiveForecaster(strategy="last"), panel.xs("short")["sales"], cfg.dataset)
+    assert alone.fold_scores["cutoff"].tolist() == result.fold_scores["cutoff"].tolist()
+    assert points.groupby(["fold", "step"])["time"].nunique().eq(1).all()
+    assert str(result.history.index.get_level_values(1).max()) == "2020-06"
+    assert set(result.holdout.index.get_level_values(1).astype(str)) == {f"2020-{m:02d}" for m in range(7, 13)}
+    # per series: its backtest mean and holdout scores; the panel's are their means
+    scores = result.series_scores
+    assert scores.index.tolist() == ["long", "mid", "short"] and scores["points"].tolist() == [90, 60, 48]
+    assert scores["mae"].tolist() == pytest.approx([3.5] * 3) and scores["test_mae"].tolist() == pytest.approx([3.5] * 3)
+    assert result.backtest_scores["mase"] == pytest.approx(scores["mase"].mean())
+    assert result.test_scores["test_mase"] == pytest.approx(scores["test_mase"].mean())
+
+
+def test_a_series_too_short_for_the_backtest_is_named(compose_cfg):
+    cfg = compose_cfg("model=naive")
+    with pytest.raises(BadInput, match=r"the series has 30 points.*\(series 'short'\)"):
+        evaluate_forecaster(NaiveForecaster(), encoded_panel({"long": 120, "short": 30}), cfg.dataset)
+
+
+def test_local_pooling_fits_a_catboost_per_series_and_global_one_for_all(compose_cfg):
+    from tssweep.model import build_model
+
+    rng = np.random.default_rng(3)
+    index = pd.period_range(end="2020-12", periods=72, freq="M")
+    season = np.sin(2 * np.pi * np.arange(72) / 12)
+    panel = pd.concat({f"s{k}": pd.Series(50 * (k + 1) + 10 * season * (k + 1) + rng.normal(0, 1, 72), index=index)
+                       for k in range(4)}, names=["store", "month"]).to_frame("sales")
+    fitted, results = {}, {}
+    for pooling in ("local", "global"):
+        cfg = compose_cfg(f"model.pooling={pooling}", "model.iterations=30", "dataset.horizon=6",
+                          "dataset.backtest.folds=2", "dataset.backtest.step=6")
+        results[pooling] = evaluate_forecaster(build_model(cfg.model), panel, cfg.dataset)
+        fitted[pooling] = results[pooling].fitted
+    # local: sktime broadcasts the reduction, one fitted CatBoost per series
+    assert len(fitted["local"].forecasters_) == 4
+    assert not hasattr(fitted["global"], "forecasters_")
+    assert type(fitted["global"].estimator_).__name__ == "CatBoostRegressor"
+    for result in results.values():
+        assert result.series_scores.index.tolist() == ["s0", "s1", "s2", "s3"]
+        assert result.holdout_forecast.index.get_level_values(0).unique().tolist() == ["s0", "s1", "s2", "s3"]
+    assert results["local"].backtest_scores["mase"] != results["global"].backtest_scores["mase"]

@@ -57,6 +57,26 @@ def panel_forecast_plot(history: pd.DataFrame, holdout: pd.DataFrame, forecast: 
     _save(figure, path)
 
 
+def panel_future_plot(history: pd.Series, forecast: pd.Series, title: str, path: Path,
+                      shown: int = 3) -> None:
+    """A panel's forecast of the future: its first ``shown`` series, history then
+    forecast, one above the other (``history`` and ``forecast`` indexed by series id
+    and period, the forecast's periods as text)."""
+    names = list(dict.fromkeys(str(name) for name in history.index.get_level_values(0)))[:shown]
+    figure = Figure(figsize=(9, 2.6 * len(names) + 0.6))
+    for axes, name in zip(figure.subplots(len(names), 1, squeeze=False)[:, 0], names):
+        past = history.xs(name, level=0)
+        ahead = forecast.xs(name, level=0)
+        axes.plot(past.index.to_timestamp(), past.to_numpy(), color="0.4", linewidth=1, label="history")
+        axes.plot(pd.PeriodIndex(ahead.index, freq=past.index.freq).to_timestamp(), ahead.to_numpy(),
+                  color="tab:red", marker="o", markersize=3, label="forecast")
+        axes.set_title(name, fontsize=9)
+    figure.axes[0].legend(loc="upper left", fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    _save(figure, path)
+
+
 @lru_cache(maxsize=2)
 def _job_figure(dated: bool) -> tuple[Figure, object, list]:
     """One figure per process (and kind of time axis) that every job's forecast plot

@@ -4,7 +4,8 @@ A forecaster forecasts ``horizon`` steps (by default the horizon it was fitted f
 after the end of the series it was fitted on; a sweep's registered winner was fitted on
 the whole series, so that is the future. It goes through the model's pyfunc, as a
 served model answers, and is written to ``forecast.csv`` (the period first, the
-forecast last) and drawn in ``forecast.png`` after the history, both in the run dir.
+forecast last; a panel's series before them, every series) and drawn in
+``forecast.png`` after the history (a panel's first series), both in the run dir.
 A classifier labels the series of the file named by ``data`` into ``labels.csv``.
 Nothing is written to the store.
 """
@@ -54,11 +55,16 @@ def _forecast(cfg: DictConfig, uri: str, model, face: serving.ForecastModel, out
     table, figure = out / "forecast.csv", out / "forecast.png"
     forecast.to_csv(table, index=False)
     history = face.history
-    series = pd.Series(forecast[face.target].to_numpy(), index=face.periods(forecast[serving.STEP]))
-    plots.forecast_plot(history, None, series,
-                        f"{uri}: {horizon} steps after {history.index[-1]}", figure)
-    log.info("%s: %d steps after %s, %s to %s", uri, horizon, history.index[-1],
-             forecast[serving.PERIOD].iloc[0], forecast[serving.PERIOD].iloc[-1])
+    last = history.index[-1][1] if face.series is not None else history.index[-1]
+    if face.series is not None:  # a panel: every series in the table, the first few drawn
+        plots.panel_future_plot(history, forecast.set_index([serving.SERIES, serving.PERIOD])[face.target],
+                                f"{uri}: {horizon} steps after {last}", figure)
+    else:
+        series = pd.Series(forecast[face.target].to_numpy(), index=face.periods(forecast[serving.STEP]))
+        plots.forecast_plot(history, None, series, f"{uri}: {horizon} steps after {last}", figure)
+    log.info("%s: %d steps after %s, %s to %s%s", uri, horizon, last,
+             forecast[serving.PERIOD].iloc[0], forecast[serving.PERIOD].iloc[-1],
+             f", for {len(face.series)} series" if face.series is not None else "")
     return [table, figure]
 
 

@@ -47,7 +47,7 @@ def save_forecaster(fitted: object, path: Path) -> None:
     a model, the largest cost of a short job after its training.
     """
     face = serving.ForecastModel(fitted)
-    template, described = _forecaster_template(face.target, face.fitted_steps)
+    template, described = _forecaster_template(face.target, face.fitted_steps, face.series is not None)
     shutil.copytree(template, path)
     fitted.save(str(path / serving.PICKLED_MODEL))
     described = copy.deepcopy(described)
@@ -58,20 +58,23 @@ def save_forecaster(fitted: object, path: Path) -> None:
 
 
 @lru_cache(maxsize=32)
-def _forecaster_template(target: str, steps: int) -> tuple[Path, Model]:
+def _forecaster_template(target: str, steps: int, panel: bool) -> tuple[Path, Model]:
     """A forecaster's model folder without its pipeline, and its MLmodel: both flavors,
-    the signature of ``target`` and the input example of ``steps`` steps, the
-    environment files, and :mod:`tssweep.tracking.serving` as the code (alone, under
-    its loader name); removed when the process ends."""
+    the signature of ``target`` (a panel's with its ``series``: optional in, first out)
+    and the input example of ``steps`` steps, the environment files, and
+    :mod:`tssweep.tracking.serving` as the code (alone, under its loader name);
+    removed when the process ends."""
     import sktime
 
     folder = Path(tempfile.mkdtemp(prefix="tssweep-model-template-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     loader = folder / f"{serving.LOADER_MODULE}.py"
     shutil.copyfile(serving.__file__, loader)
+    series_in = [ColSpec("string", serving.SERIES, required=False)] if panel else []
+    series_out = [ColSpec("string", serving.SERIES)] if panel else []
     signature = ModelSignature(
-        inputs=Schema([ColSpec("long", serving.STEP)]),
-        outputs=Schema([ColSpec("string", serving.PERIOD), ColSpec("long", serving.STEP),
+        inputs=Schema([ColSpec("long", serving.STEP), *series_in]),
+        outputs=Schema([*series_out, ColSpec("string", serving.PERIOD), ColSpec("long", serving.STEP),
                         ColSpec("double", target)]))
     described = Model()
     described.add_flavor(SKTIME_FLAVOR, pickled_model=serving.PICKLED_MODEL,

@@ -35,7 +35,8 @@ INTERRUPTED_TAG = "interrupted"
 EVALUATION_KEYS = EVALUATION
 # each child's per-point losses (a backtest point, or a train series held out by
 # cross-validation), by file, with the columns that identify a point
-POINTS_FILES = {"backtest_points.csv": ("fold", "step"), "cv_points.csv": ("series",)}
+# a panel's backtest points have a series column too, between fold and step
+POINTS_FILES = {"backtest_points.csv": ("fold", "series", "step"), "cv_points.csv": ("series",)}
 
 # tries at logging a dataset input that a parallel child may be creating too
 _DATASET_ATTEMPTS = 4
@@ -289,7 +290,8 @@ def job_config(store: Store, run_id: str):
 
 def point_losses(store: Store, run_ids: list[str], column: str) -> dict[str, pd.Series]:
     """Each run's per-point losses in ``column`` (see :data:`POINTS_FILES`), indexed by
-    point (fold and step, or train series); runs without the file are left out."""
+    point (fold, a panel's series, and step; or train series); runs without the file
+    are left out."""
     found = {}
     with tempfile.TemporaryDirectory() as folder:
         for run_id in run_ids:
@@ -300,7 +302,7 @@ def point_losses(store: Store, run_ids: list[str], column: str) -> dict[str, pd.
                     continue
                 points = pd.read_csv(path)
                 if column in points:
-                    found[run_id] = points.set_index(list(index))[column]
+                    found[run_id] = points.set_index([key for key in index if key in points])[column]
                 break
     return found
 

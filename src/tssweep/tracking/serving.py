@@ -10,6 +10,8 @@ and the forecast under the series' name. So a REST call
     {"dataframe_records": [{"step": 1}, {"step": 2}]}
 
 gets the first two periods after the data, the same numbers ``src/predict.py`` writes.
+A forecaster of a panel answers for each of its series (a ``series`` column first),
+or for the series named in an optional ``series`` column of the input, row by row.
 
 The model's code folder holds this file alone, as ``tssweep_serving.py`` (what its
 MLmodel names as the loader): it imports nothing from tssweep, so a model loads and
@@ -30,6 +32,7 @@ PICKLED_MODEL = "model"
 LOADER_MODULE = "tssweep_serving"
 STEP = "step"
 PERIOD = "period"
+SERIES = "series"
 
 
 class ForecastModel:
@@ -44,9 +47,18 @@ class ForecastModel:
 
     @property
     def history(self) -> pd.Series:
-        """The series the forecaster was fitted on (what a plot of its forecast shows)."""
+        """The series the forecaster was fitted on (what a plot of its forecast shows);
+        a panel's indexed by series id and period."""
         fitted_on = self.forecaster._y  # a frame of one column behind target transforms
         return fitted_on.iloc[:, 0] if isinstance(fitted_on, pd.DataFrame) else fitted_on
+
+    @property
+    def series(self) -> list[str] | None:
+        """A panel's series ids, in the order fitted; None for one series."""
+        index = self.forecaster._y.index
+        if not isinstance(index, pd.MultiIndex):
+            return None
+        return [str(name) for name in index.get_level_values(0).unique()]
 
     @property
     def fitted_steps(self) -> int:
@@ -77,9 +89,34 @@ class ForecastModel:
         # sktime answers the distinct steps in order; the rows follow the input's
         distinct = np.unique(steps)
         periods = np.asarray(self.periods(distinct)).astype(str)
+        if self.series is not None:
+            return self._panel_rows(model_input, steps, distinct, periods, forecast)
         rows = np.searchsorted(distinct, steps)
         return pd.DataFrame({PERIOD: periods[rows], STEP: steps,
                              self.target: forecast.to_numpy(dtype=float).ravel()[rows]})
+
+    def _panel_rows(self, model_input: pd.DataFrame, steps: np.ndarray, distinct: np.ndarray,
+                    periods: np.ndarray, forecast: pd.DataFrame) -> pd.DataFrame:
+        """A panel's answer: each input row's series and step, or, without a ``series``
+        column, every series (in the order fitted) at each step asked."""
+        if SERIES in model_input.columns:
+            names = model_input[SERIES].astype(str).to_numpy()
+            unknown = sorted(set(names) - set(self.series))
+            if unknown:
+                raise _bad_request(f"no series {unknown[0]!r} in this model; it forecasts "
+                                   f"{', '.join(self.series)}.")
+            wanted = list(zip(names, steps))
+        else:
+            wanted = [(name, step) for name in self.series for step in steps]
+        values = forecast.iloc[:, 0]
+        by_key = {(str(name), str(period)): float(value) for (name, period), value in values.items()}
+        period_of = dict(zip(distinct.tolist(), periods))
+        return pd.DataFrame({
+            SERIES: [name for name, _ in wanted],
+            PERIOD: [period_of[int(step)] for _, step in wanted],
+            STEP: [int(step) for _, step in wanted],
+            self.target: [by_key[(name, period_of[int(step)])] for name, step in wanted],
+        })
 
 
 def _steps(model_input) -> np.ndarray:
