@@ -1,5 +1,6 @@
 """Shared fixtures: composed configs, a real SQLite MLflow store per test, and a runner
-for ``src/train.py`` as users run it (a subprocess), pointed at that store."""
+for ``src/train.py`` and ``src/predict.py`` as users run them (subprocesses), pointed
+at that store."""
 
 from __future__ import annotations
 
@@ -59,6 +60,21 @@ def train(tmp_path, tracking_uri):
                                  f"{process.stderr[-4000:]}")
         return process
     return _train
+
+
+@pytest.fixture
+def predict(tmp_path, tracking_uri):
+    """Run ``python src/predict.py ARGS`` against the test's store; return the process."""
+    def _predict(*args: str, check: bool = True, store: str = tracking_uri):
+        process = subprocess.run(
+            [sys.executable, str(ROOT / "src" / "predict.py"), *args, f"paths.output_dir={tmp_path}/outputs"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_DISABLE_TELEMETRY": "true"})
+        if check and process.returncode != 0:
+            raise AssertionError(f"predict.py {' '.join(args)} exited {process.returncode}:\n"
+                                 f"{process.stderr[-4000:]}")
+        return process
+    return _predict
 
 
 def command_line(args) -> list[str]:

@@ -26,21 +26,6 @@ pytestmark = pytest.mark.slow
 NAME = "tssweep-airline"
 
 
-@pytest.fixture
-def predict(tmp_path, tracking_uri):
-    """Run ``python src/predict.py ARGS`` against the test's store; return the process."""
-    def _predict(*args: str, check: bool = True, store: str = tracking_uri):
-        process = subprocess.run(
-            [sys.executable, str(ROOT / "src" / "predict.py"), *args, f"paths.output_dir={tmp_path}/outputs"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=300,
-            env={**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_DISABLE_TELEMETRY": "true"})
-        if check and process.returncode != 0:
-            raise AssertionError(f"predict.py {' '.join(args)} exited {process.returncode}:\n"
-                                 f"{process.stderr[-4000:]}")
-        return process
-    return _predict
-
-
 def versions(client: MlflowClient, name: str = NAME) -> dict[int, object]:
     return {int(v.version): v for v in client.search_model_versions(f"name = '{name}'")}
 

@@ -289,6 +289,14 @@ def _whole_numbers(column: pd.Series) -> bool:
     return bool(np.isfinite(values).all() and (values == np.round(values)).all())
 
 
+def shortest_length(data: pd.Series | pd.DataFrame) -> int:
+    """The points of the series, or of a panel's shortest series: what the backtest's
+    first fold and the reduction window must fit."""
+    if is_panel(data):
+        return int(data.groupby(level=0, sort=False).size().min())
+    return len(data)
+
+
 def target_name(data: pd.Series | pd.DataFrame) -> str:
     """The name of what is forecast: the series' name, or the panel's one column."""
     return str(data.columns[0] if is_panel(data) else data.name)

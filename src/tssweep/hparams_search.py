@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import warnings
 
+import numpy as np
 import pandas as pd
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -87,7 +88,7 @@ def _narrow_preprocess(config: DictConfig, distributions: dict,
         return distributions, ""
     options = [str(c) for c in searched.choices]
     kept, dropped = applicable_preprocessing(config, options, series)
-    low = float(series.min())
+    low = float(np.nanmin(np.asarray(series, dtype=float)))  # a panel's: over every series
     why = f" (its minimum is {low:g}; log, Box-Cox and multiplicative steps need a series > 0)" \
         if low <= 0 else ""
     reasons = _reasons(dropped)
@@ -107,8 +108,11 @@ def _narrow_window(config: DictConfig, distributions: dict, series: pd.Series) -
     searched = distributions.get("model.window_length")
     if not isinstance(searched, IntDistribution) or config.model.get("task") != "forecasting":
         return distributions, ""
-    forecast_evaluation.make_splitter(len(series), config.dataset)  # a series too short is named first
-    points = forecast_evaluation.first_training_points(len(series), config.dataset)
+    if dataset.is_panel(series):  # a series too short is named first
+        forecast_evaluation.check_panel(series, config.dataset)
+    else:
+        forecast_evaluation.make_splitter(len(series), config.dataset)
+    points = forecast_evaluation.first_training_points(dataset.shortest_length(series), config.dataset)
     horizon = int(config.dataset.horizon)
     # a searched strategy may draw direct, whose windows are shorter
     strategy = "direct" if "model.strategy" in distributions else str(config.model.strategy)

@@ -41,15 +41,13 @@ def check_fits(cfg: DictConfig, data, window: bool = True) -> None:
 
         check_folds(data[1], int(cfg.dataset.cv.folds))
         return
-    if dataset.is_panel(data):  # each series, named when too short; the window by the shortest
+    if dataset.is_panel(data):  # each series, named when too short
         forecast_evaluation.check_panel(data, cfg.dataset)
-        length = min(len(one) for one in dataset.series_of(data).values())
     else:
         forecast_evaluation.make_splitter(len(data), cfg.dataset)
-        length = len(data)
-    if window:
-        model.check_window(cfg.model, forecast_evaluation.first_training_points(length, cfg.dataset),
-                           int(cfg.dataset.horizon))
+    if window:  # a panel's window must fit its shortest series
+        points = forecast_evaluation.first_training_points(dataset.shortest_length(data), cfg.dataset)
+        model.check_window(cfg.model, points, int(cfg.dataset.horizon))
 
 
 def check_sweep_jobs(config: DictConfig, swept_keys: list[str]) -> tuple[list[str], str]:
