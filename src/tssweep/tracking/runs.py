@@ -121,7 +121,8 @@ def job_run(store: Store, overrides: list[str], tags: Mapping[str, str], sweep_d
     exception marks it FAILED with its traceback as ``traceback.txt``, Ctrl-C marks it
     KILLED; both are re-raised so Hydra reports the job as failed.
     """
-    run_tags = {**tags, owners.OWNERS_TAG: owners.this_process()}
+    # as text: a tracking server's protocol takes no numbers in tags (SQLite does)
+    run_tags = {**{key: str(value) for key, value in tags.items()}, owners.OWNERS_TAG: owners.this_process()}
     run_name = name or single_name
     if sweep_dir is not None:
         parent_id = find_parent(store, sweep_dir)
