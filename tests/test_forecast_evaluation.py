@@ -172,10 +172,13 @@ def test_local_pooling_fits_a_catboost_per_series_and_global_one_for_all(compose
                           "dataset.backtest.folds=2", "dataset.backtest.step=6")
         results[pooling] = evaluate_forecaster(build_model(cfg.model), panel, cfg.dataset)
         fitted[pooling] = results[pooling].fitted
-    # local: sktime broadcasts the reduction, one fitted CatBoost per series
+    # local: sktime broadcasts the reduction, one fitted CatBoost per series; global:
+    # one CatBoost on every series' windows, the series id a categorical feature
     assert len(fitted["local"].forecasters_) == 4
-    assert not hasattr(fitted["global"], "forecasters_")
-    assert type(fitted["global"].estimator_).__name__ == "CatBoostRegressor"
+    (regressor,) = fitted["global"].estimators_
+    assert type(regressor).__name__ == "CatBoostRegressor"
+    assert regressor.feature_names_ == [f"lag_{lag}" for lag in range(12, 0, -1)] + ["series"]
+    assert regressor.get_cat_feature_indices() == [12]
     for result in results.values():
         assert result.series_scores.index.tolist() == ["s0", "s1", "s2", "s3"]
         assert result.holdout_forecast.index.get_level_values(0).unique().tolist() == ["s0", "s1", "s2", "s3"]

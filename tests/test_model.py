@@ -2,6 +2,7 @@
 seasonal naive baseline."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from catboost import CatBoostError
 from sktime.forecasting.naive import NaiveForecaster
@@ -94,3 +95,40 @@ def test_the_longest_window_fits_and_one_more_is_refused_before_fitting(compose_
         check_window(cfg.model, points, 3)
     with pytest.raises(CatBoostError, match="All features are either constant"):  # one row left
         evaluate_forecaster(build_model(cfg.model), series, cfg.dataset)
+
+
+@pytest.mark.parametrize("strategy", ["recursive", "direct"])
+def test_global_reduction_fits_one_regressor_on_every_series_windows(strategy):
+    # series of unequal lengths ending together, a linear regressor (no series feature,
+    # no seed): recursive forecasts equal sktime's global reduction's; direct ones equal
+    # one regression per step on the stacked windows (sktime 1.2's global direct repeats
+    # its first step's forecast at every step); one series alone equals sktime's own
+    # reduction of it
+    from sklearn.linear_model import LinearRegression
+    from sktime.forecasting.compose import make_reduction
+
+    from tssweep.model import GlobalReduction
+
+    rng = np.random.default_rng(5)
+    parts = {name: pd.Series(np.cumsum(rng.normal(size=length)) + 10 * k,
+                             index=pd.period_range(end="2020-12", periods=length, freq="M"))
+             for k, (name, length) in enumerate({"a": 60, "b": 48, "c": 40}.items())}
+    panel = pd.concat(parts, names=["id", "month"]).to_frame("y")
+    fh = np.arange(1, 7)
+    ours = GlobalReduction(LinearRegression(), window_length=5, strategy=strategy).fit(panel, fh=fh).predict()
+    assert len(ours) == 3 * 6 and ours.index.get_level_values(0).unique().tolist() == ["a", "b", "c"]
+    if strategy == "recursive":
+        theirs = make_reduction(LinearRegression(), window_length=5, pooling="global").fit(panel, fh=fh).predict()
+        assert ours["y"].to_numpy() == pytest.approx(theirs.loc[ours.index, "y"].to_numpy(), rel=1e-9)
+        # any subset of steps: what a served model is asked
+        subset = GlobalReduction(LinearRegression(), 5, strategy).fit(panel, fh=fh).predict(fh=[2, 5])
+        assert subset["y"].to_numpy() == pytest.approx(ours.loc[(slice(None), ours.index.levels[1][[1, 4]]), "y"])
+    else:
+        windows = np.vstack([np.lib.stride_tricks.sliding_window_view(one.to_numpy(), 11) for one in parts.values()])
+        last = np.vstack([one.to_numpy()[-5:] for one in parts.values()])
+        per_step = np.column_stack([LinearRegression().fit(windows[:, :5], windows[:, 5 + k]).predict(last)
+                                    for k in range(6)])
+        assert ours["y"].to_numpy() == pytest.approx(per_step.ravel(), rel=1e-9)
+    one = GlobalReduction(LinearRegression(), 5, strategy).fit(parts["a"], fh=fh).predict()
+    alone = make_reduction(LinearRegression(), window_length=5, strategy=strategy).fit(parts["a"], fh=fh).predict()
+    assert isinstance(one, pd.Series) and one.to_numpy() == pytest.approx(alone.to_numpy(), rel=1e-9)

@@ -8,8 +8,11 @@ builds a regressor or a classifier for the dataset's task.
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 from catboost import CatBoostClassifier, CatBoostRegressor
 from omegaconf import DictConfig, OmegaConf
+from sklearn.base import clone
 from sktime.forecasting.base import BaseForecaster
 from sktime.forecasting.compose import make_reduction
 
@@ -90,10 +93,10 @@ def catboost(
         CatBoost threads; ``-1`` uses every core.
     pooling : {"local", "global"}
         On a panel of series (forecasting): ``local`` fits one reduced CatBoost per
-        series (sktime broadcasts the forecaster over the series), ``global`` one
-        CatBoost on the windows of every series (sktime's ``pooling="global"``). The
-        preprocessing before it is fitted per series either way. One series: no
-        difference.
+        series (sktime's reduction, broadcast over the series), ``global`` one
+        CatBoost on the windows of every series, the series id a categorical feature
+        (:class:`GlobalReduction`). The preprocessing before it is fitted per series
+        either way. One series: the same windows either way.
     """
     params = dict(iterations=iterations, depth=depth, learning_rate=learning_rate,
                   l2_leaf_reg=l2_leaf_reg, random_seed=seed, thread_count=thread_count,
@@ -106,8 +109,118 @@ def catboost(
     if strategy not in STRATEGIES:
         raise BadInput("model.strategy", strategy, "unknown reduction strategy.",
                        ", ".join(STRATEGIES))
-    return make_reduction(CatBoostRegressor(**params), window_length=window_length, strategy=strategy,
-                          pooling=pooling)
+    if pooling == "global":
+        return GlobalReduction(CatBoostRegressor(**params), window_length=window_length, strategy=strategy)
+    return make_reduction(CatBoostRegressor(**params), window_length=window_length, strategy=strategy)
+
+
+class GlobalReduction(BaseForecaster):
+    """One regressor on the lag windows of every series of a panel, the series id a
+    categorical feature: what global pooling fits.
+
+    Each training row is a window of ``window_length`` consecutive values of one
+    series (``lag_12`` .. ``lag_1``, the latest last) and its ``series``; the target is
+    the next value (``recursive``: one regressor, its forecasts fed back in) or each of
+    the next ``h`` values (``direct``: one regressor per step). Forecasting takes every
+    series' last window at once, a step at a time.
+
+    sktime's own ``make_reduction(..., pooling="global")`` fits the same windows, but
+    rebuilds them through pandas at every forecast step: 145 series took 5.5 s to
+    forecast 12 steps there against 0.1 s here, and it has no series feature. The
+    series of a panel must end in the same period (tssweep's datasets see to it), so
+    they share the cutoff. One series is a panel of one, without the series feature.
+
+    Parameters
+    ----------
+    estimator : regressor
+        Cloned for each regressor fitted; a CatBoostRegressor gets the series id as a
+        categorical feature.
+    window_length : int
+        Lags in a window.
+    strategy : {"recursive", "direct"}
+    """
+
+    _tags = {
+        "y_inner_mtype": ["pd-multiindex", "pd.DataFrame"],
+        "X_inner_mtype": ["pd-multiindex", "pd.DataFrame"],
+        "scitype:y": "univariate",
+        "ignores-exogeneous-X": True,
+        "requires-fh-in-fit": True,
+        "capability:insample": False,
+        "capability:missing_values": False,
+    }
+
+    def __init__(self, estimator, window_length: int = 12, strategy: str = "recursive"):
+        self.estimator = estimator
+        self.window_length = window_length
+        self.strategy = strategy
+        super().__init__()
+        # a recursive model forecasts any steps; a direct one those it was fitted for
+        self.set_tags(**{"requires-fh-in-fit": strategy == "direct"})
+
+    def _fit(self, y: pd.DataFrame, X=None, fh=None):
+        steps = int(max(fh.to_relative(self.cutoff))) if self.strategy == "direct" else 1
+        width = self.window_length
+        self.series_ = self._series(y)
+        self.feature_names_ = [f"lag_{lag}" for lag in range(width, 0, -1)] + (
+            ["series"] if self._has_ids(y) else [])
+        windows, names = [], []
+        for name, values in self.series_.items():
+            rows = np.lib.stride_tricks.sliding_window_view(values, width + steps)
+            windows.append(rows)
+            names += [name] * len(rows)
+        stacked = np.vstack(windows)
+        features = self._features(stacked[:, :width], names)
+        self.estimators_ = [self._fitted(features, stacked[:, width + step]) for step in range(steps)]
+        self.last_windows_ = np.vstack([values[-width:] for values in self.series_.values()])
+        return self
+
+    def _predict(self, fh, X=None):
+        relative = np.asarray(fh.to_relative(self.cutoff), dtype=int)
+        steps = int(relative.max())
+        names = list(self.series_)
+        window = self.last_windows_.copy()
+        ahead = np.empty((len(names), steps))
+        for step in range(steps):
+            regressor = self.estimators_[step if self.strategy == "direct" else 0]
+            ahead[:, step] = regressor.predict(self._input(self._features(window, names), regressor))
+            if self.strategy == "recursive":
+                window = np.hstack([window[:, 1:], ahead[:, step:step + 1]])
+        periods = fh.to_absolute_index(self.cutoff)
+        chosen = ahead[:, relative - 1]
+        column = self._y.columns[0]
+        if not self._has_ids(self._y):
+            return pd.DataFrame({column: chosen[0]}, index=periods)
+        index = pd.MultiIndex.from_product([names, periods], names=self._y.index.names)
+        return pd.DataFrame({column: chosen.ravel()}, index=index)
+
+    @staticmethod
+    def _has_ids(y: pd.DataFrame) -> bool:
+        return isinstance(y.index, pd.MultiIndex)
+
+    def _series(self, y: pd.DataFrame) -> dict:
+        """Each series' values in time order, by id (the order of the panel)."""
+        if not self._has_ids(y):
+            return {None: y.iloc[:, 0].to_numpy(dtype=float)}
+        return {name: part.iloc[:, 0].to_numpy(dtype=float)
+                for name, part in y.groupby(level=0, sort=False)}
+
+    def _features(self, windows: np.ndarray, names: list) -> pd.DataFrame:
+        features = pd.DataFrame(windows, columns=self.feature_names_[:self.window_length])
+        if "series" in self.feature_names_:
+            features["series"] = pd.Series(names, dtype=str).to_numpy()
+        return features
+
+    def _fitted(self, features: pd.DataFrame, target: np.ndarray):
+        regressor = clone(self.estimator)
+        if "series" in features and isinstance(regressor, CatBoostRegressor):
+            return regressor.fit(features, target, cat_features=["series"])
+        return regressor.fit(self._input(features, regressor), target)
+
+    @staticmethod
+    def _input(features: pd.DataFrame, regressor) -> pd.DataFrame:
+        """The features a regressor takes: the series id only as CatBoost's category."""
+        return features if isinstance(regressor, CatBoostRegressor) else features.drop(columns="series", errors="ignore")
 
 
 # past this many features CatBoost's defaults spend minutes quantising and scanning
@@ -158,7 +271,8 @@ def _catboost_models(fitted) -> list:
 
 
 def feature_importances(forecaster: BaseForecaster) -> dict[str, float] | None:
-    """CatBoost importances of the lags (``lag_1`` is the latest value), or None.
+    """CatBoost importances of the lags (``lag_1`` is the latest value), and of a
+    global model's ``series``, or None.
 
     ``forecaster`` is fitted, bare or wrapped in the preprocessing.
 
@@ -168,10 +282,12 @@ def feature_importances(forecaster: BaseForecaster) -> dict[str, float] | None:
     regressors = _catboost_models(forecaster)
     if not regressors:
         return None
-    window_length = len(regressors[0].get_feature_importance())
-    totals = [0.0] * window_length
+    width = len(regressors[0].get_feature_importance())
+    totals = [0.0] * width
     for regressor in regressors:
         for position, value in enumerate(regressor.get_feature_importance()):
             totals[position] += float(value) / len(regressors)
-    # sktime's window puts the oldest lag first
-    return {f"lag_{window_length - position}": totals[position] for position in range(window_length)}
+    # sktime's window puts the oldest lag first, as GlobalReduction's does (then the series)
+    reducer = getattr(forecaster, "forecaster_", forecaster)
+    names = getattr(reducer, "feature_names_", None) or [f"lag_{width - position}" for position in range(width)]
+    return dict(zip(names, totals))

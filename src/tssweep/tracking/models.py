@@ -47,7 +47,8 @@ def save_forecaster(fitted: object, path: Path) -> None:
     a model, the largest cost of a short job after its training.
     """
     face = serving.ForecastModel(fitted)
-    template, described = _forecaster_template(face.target, face.fitted_steps, face.series is not None)
+    template, described = _forecaster_template(face.target, face.fitted_steps, face.series is not None,
+                                               _made_with_tssweep(fitted))
     shutil.copytree(template, path)
     fitted.save(str(path / serving.PICKLED_MODEL))
     described = copy.deepcopy(described)
@@ -57,13 +58,22 @@ def save_forecaster(fitted: object, path: Path) -> None:
     described.save(str(path / "MLmodel"))
 
 
+def _made_with_tssweep(fitted) -> bool:
+    """Whether the pipeline holds an estimator of tssweep's own (global pooling's
+    :class:`tssweep.model.GlobalReduction`), which its pickle needs to load."""
+    parts = [fitted, *fitted.get_params(deep=True).values()]
+    return any(type(part).__module__.startswith("tssweep.") for part in parts)
+
+
 @lru_cache(maxsize=32)
-def _forecaster_template(target: str, steps: int, panel: bool) -> tuple[Path, Model]:
+def _forecaster_template(target: str, steps: int, panel: bool, with_package: bool) -> tuple[Path, Model]:
     """A forecaster's model folder without its pipeline, and its MLmodel: both flavors,
     the signature of ``target`` (a panel's with its ``series``: optional in, first out)
-    and the input example of ``steps`` steps, the environment files, and
-    :mod:`tssweep.tracking.serving` as the code (alone, under its loader name);
-    removed when the process ends."""
+    and the input example of ``steps`` steps, the environment files, and as the code
+    :mod:`tssweep.tracking.serving` (alone, under its loader name), plus the tssweep
+    package when the pipeline is made with it; removed when the process ends."""
+    import tssweep
+
     import sktime
 
     folder = Path(tempfile.mkdtemp(prefix="tssweep-model-template-"))
@@ -80,7 +90,8 @@ def _forecaster_template(target: str, steps: int, panel: bool) -> tuple[Path, Mo
     described.add_flavor(SKTIME_FLAVOR, pickled_model=serving.PICKLED_MODEL,
                          sktime_version=sktime.__version__, serialization_format="pickle",
                          code="code")
-    _quietly_save(folder / "model", code=loader, loader_module=serving.LOADER_MODULE, mlflow_model=described,
+    code = [loader, Path(tssweep.__file__).parent] if with_package else [loader]
+    _quietly_save(folder / "model", code=code, loader_module=serving.LOADER_MODULE, mlflow_model=described,
                   signature=signature, input_example=pd.DataFrame({serving.STEP: np.arange(1, steps + 1)}))
     return folder / "model", Model.load(str(folder / "model" / "MLmodel"))
 
@@ -97,18 +108,19 @@ def save_classifier(fitted: object, path: Path, labels: np.ndarray) -> None:
     signature = ModelSignature(inputs=None, outputs=infer_signature(pd.DataFrame({"label": labels})).inputs)
     import tssweep
 
-    _quietly_save(path, code=Path(tssweep.__file__).parent, python_model=_ClassifierModel(fitted),
+    _quietly_save(path, code=[Path(tssweep.__file__).parent], python_model=_ClassifierModel(fitted),
                   signature=signature)
 
 
-def _quietly_save(path: Path, code: Path, **how) -> None:
+def _quietly_save(path: Path, code: list[Path], **how) -> None:
     """``mlflow.pyfunc.save_model`` with ``code`` as the model's code (a forecaster's
-    loader; the tssweep package a classifier is made of) and the pinned requirements."""
+    loader; the tssweep package a classifier, or a global forecaster, is made of) and
+    the pinned requirements."""
     pyfunc_log = logging.getLogger("mlflow.pyfunc")
     level = pyfunc_log.level
     pyfunc_log.setLevel(logging.ERROR)  # its per-model notice that pickles are code
     try:
-        save_pyfunc_model(str(path), code_paths=[str(code)],
+        save_pyfunc_model(str(path), code_paths=[str(part) for part in code],
                           pip_requirements=_pinned(_MODEL_REQUIREMENTS), **how)
     finally:
         pyfunc_log.setLevel(level)
