@@ -183,3 +183,26 @@ def test_local_pooling_fits_a_catboost_per_series_and_global_one_for_all(compose
         assert result.series_scores.index.tolist() == ["s0", "s1", "s2", "s3"]
         assert result.holdout_forecast.index.get_level_values(0).unique().tolist() == ["s0", "s1", "s2", "s3"]
     assert results["local"].backtest_scores["mase"] != results["global"].backtest_scores["mase"]
+
+
+@pytest.mark.parametrize("strategy", ["recursive", "direct"])
+def test_exogenous_regressors_known_for_the_horizon_are_used(compose_cfg, strategy):
+    # a target that is 5 times an unforecastable regressor: with the regressor's values
+    # at the forecast periods the error collapses, on one series and on a panel
+    from tssweep.model import build_model
+
+    rng = np.random.default_rng(11)
+    index = pd.period_range(end="2020-12", periods=96, freq="M")
+    cfg = compose_cfg("model.pooling=global", f"model.strategy={strategy}", "model.iterations=100", "dataset.horizon=6",
+                      "dataset.backtest.folds=2", "dataset.backtest.step=6")
+    parts = {}
+    for name in ("a", "b"):
+        x = rng.normal(0, 1, 96)
+        parts[name] = pd.DataFrame({"y": 100 + 5 * x + rng.normal(0, 0.1, 96), "x": x}, index=index)
+    single = parts["a"]
+    panel = pd.concat(parts, names=["id", "month"])
+    for y, exog in ((single["y"], single[["x"]]), (panel[["y"]], panel[["x"]])):
+        without = evaluate_forecaster(build_model(cfg.model), y, cfg.dataset)
+        with_x = evaluate_forecaster(build_model(cfg.model), y, cfg.dataset, exog=exog)
+        assert with_x.backtest_scores["mase"] < 0.5 * without.backtest_scores["mase"]
+        assert with_x.test_scores["test_mase"] < 0.5 * without.test_scores["test_mase"]

@@ -4,6 +4,7 @@ points, and a registered winner that forecasts every series (src/predict.py and 
 pyfunc)."""
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -55,3 +56,30 @@ def test_pooling_sweep_on_a_panel_scores_every_series_and_forecasts_them_all(tra
     assert asked["Takings"].tolist() == pytest.approx([expected["Victoria", 2], expected["Tasmania", 1]])
     with pytest.raises(Exception, match="no series 'Atlantis'"):
         model.predict(pd.DataFrame({"series": ["Atlantis"], "step": [1]}))
+
+
+def test_regressors_known_for_the_horizon_from_training_to_a_forecast_of_the_future(train, client, predict, tmp_path):
+    train("dataset=aus_accommodation", "dataset.exog_columns=[CPI]", "model.pooling=global",
+          "tracking.registry.single_runs=true")
+    (run,) = runs_of(client)
+    assert run.info.status == "FINISHED" and run.data.params["dataset.exog_columns"] == "['CPI']"
+    folder = client.download_artifacts(run.info.run_id, "", str(tmp_path / "run"))
+    importance = pd.read_csv(f"{folder}/feature_importance.csv", index_col="feature")["importance"]
+    assert {"CPI", "series", "lag_1"} <= set(importance.index) and importance["CPI"] > 0
+
+    # the future needs the regressors' future: without them, one message
+    refused = predict("model=models:/tssweep-aus_accommodation@champion", check=False)
+    assert refused.returncode == 1 and "forecasts with CPI, known for the forecast horizon" in refused.stderr
+    # within the CPI the model saw (67 to 109): trees do not extrapolate
+    future = pd.DataFrame([{"step": step, "series": state, "CPI": 75.0 + step} for state in STATES for step in (1, 2, 3)])
+    (tmp_path / "cpi.csv").write_text(future.to_csv(index=False))
+    predict("model=models:/tssweep-aus_accommodation@champion", f"data={tmp_path / 'cpi.csv'}")
+    forecast = pd.read_csv(next((tmp_path / "outputs" / "predictions").glob("*/forecast.csv")))
+    assert len(forecast) == 24 and forecast["series"].unique().tolist() == STATES
+    assert forecast.loc[forecast["series"] == "Victoria", "period"].tolist() == ["2016Q3", "2016Q4", "2017Q1"]
+    # the same model, other CPI values: other forecasts (the regressor is used)
+    model = mlflow.pyfunc.load_model(client.get_model_version_by_alias("tssweep-aus_accommodation", "champion").source)
+    higher = model.predict(future.assign(CPI=future["CPI"] + 30))
+    assert not np.allclose(higher["Takings"].to_numpy(), forecast["Takings"].to_numpy())
+    with pytest.raises(Exception, match="missing inputs"):
+        model.predict(future.drop(columns="CPI"))

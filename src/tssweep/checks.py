@@ -103,10 +103,29 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not isinstance(value, bool):
             raise BadInput(key, value, "wrong type.", "true or false")
+    _check_regressors(cfg)
     strategies = STRATEGIES.get(OmegaConf.select(cfg, "model._target_", default=""))
     strategy = OmegaConf.select(cfg, "model.strategy", default=None)
     if strategies and strategy not in strategies:
         raise BadInput("model.strategy", strategy, "unknown strategy for this model.", ", ".join(strategies))
+
+
+def _check_regressors(cfg: DictConfig) -> None:
+    """Exogenous regressors need a model that takes them at the periods it forecasts:
+    CatBoost with global pooling (tssweep's reduction; for one series the same as
+    local). sktime's local reduction would use them a period late, and the other
+    models ignore them."""
+    exog = OmegaConf.select(cfg, "dataset.exog_columns", default=None)
+    if not exog:
+        return
+    if OmegaConf.select(cfg, "model._target_", default="") != "tssweep.model.catboost":
+        raise BadInput("dataset.exog_columns", list(exog), "this model does not take exogenous regressors.",
+                       "model=catboost model.pooling=global, or dataset.exog_columns=[]")
+    if OmegaConf.select(cfg, "model.pooling", default="local") != "global":
+        raise BadInput("model.pooling", OmegaConf.select(cfg, "model.pooling"),
+                       "regressors known for the forecast horizon (dataset.exog_columns) enter tssweep's "
+                       "reduction, at the period each forecast is for; sktime's local reduction would use "
+                       "them a period late.", "global (for one series the same model as local)")
 
 
 def check_value(key: str, value: Any, rule: Rule | None = None) -> None:

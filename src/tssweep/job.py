@@ -120,7 +120,8 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
     """Backtest a forecasting pipeline, score its holdout, log it all on ``run``."""
     dataset_name = dataset.display_name(cfg.dataset, choices["dataset"])
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
-    scores = forecast_evaluation.evaluate_forecaster(pipeline, series, cfg.dataset, after_fold=after_fold)
+    scores = forecast_evaluation.evaluate_forecaster(pipeline, series, cfg.dataset, after_fold=after_fold,
+                                                     exog=dataset.load_exog(cfg.dataset))
 
     test_metric = test_twin(metric)
     title = " ".join([dataset_name, run.name] + (
@@ -232,7 +233,8 @@ def fit_final(cfg: DictConfig) -> FinalModel:
             preprocess.feature_transformer(cfg.preprocess), model.build_model(cfg.model), X, y)
         return FinalModel("classification", fitted, len(y), np.asarray(sorted(set(y))))
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
-    return FinalModel("forecasting", forecast_evaluation.fit_forecaster(pipeline, data, int(cfg.dataset.horizon)),
+    return FinalModel("forecasting", forecast_evaluation.fit_forecaster(pipeline, data, int(cfg.dataset.horizon),
+                                                                        dataset.load_exog(cfg.dataset)),
                       len(data))
 
 

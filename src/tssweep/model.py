@@ -13,7 +13,7 @@ import pandas as pd
 from catboost import CatBoostClassifier, CatBoostRegressor
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
-from sktime.forecasting.base import BaseForecaster
+from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 from sktime.forecasting.compose import make_reduction
 
 from tssweep.errors import BadInput, instantiate
@@ -121,8 +121,10 @@ class GlobalReduction(BaseForecaster):
     Each training row is a window of ``window_length`` consecutive values of one
     series (``lag_12`` .. ``lag_1``, the latest last) and its ``series``; the target is
     the next value (``recursive``: one regressor, its forecasts fed back in) or each of
-    the next ``h`` values (``direct``: one regressor per step). Forecasting takes every
-    series' last window at once, a step at a time.
+    the next ``h`` values (``direct``: one regressor per step). Exogenous regressors
+    (``X``) enter at the period predicted: they are known for the forecast horizon, so
+    ``predict`` needs them for every period up to the last step. Forecasting takes
+    every series' last window at once, a step at a time.
 
     sktime's own ``make_reduction(..., pooling="global")`` fits the same windows, but
     rebuilds them through pandas at every forecast step: 145 series took 5.5 s to
@@ -144,7 +146,7 @@ class GlobalReduction(BaseForecaster):
         "y_inner_mtype": ["pd-multiindex", "pd.DataFrame"],
         "X_inner_mtype": ["pd-multiindex", "pd.DataFrame"],
         "scitype:y": "univariate",
-        "ignores-exogeneous-X": True,
+        "ignores-exogeneous-X": False,
         "requires-fh-in-fit": True,
         "capability:insample": False,
         "capability:missing_values": False,
@@ -162,16 +164,21 @@ class GlobalReduction(BaseForecaster):
         steps = int(max(fh.to_relative(self.cutoff))) if self.strategy == "direct" else 1
         width = self.window_length
         self.series_ = self._series(y)
-        self.feature_names_ = [f"lag_{lag}" for lag in range(width, 0, -1)] + (
+        self.exog_names_ = [] if X is None else [str(column) for column in X.columns]
+        self.feature_names_ = [f"lag_{lag}" for lag in range(width, 0, -1)] + self.exog_names_ + (
             ["series"] if self._has_ids(y) else [])
-        windows, names = [], []
+        exog = self._series_exog(X, y)
+        windows, known, names = [], [], []
         for name, values in self.series_.items():
             rows = np.lib.stride_tricks.sliding_window_view(values, width + steps)
             windows.append(rows)
+            # each row's regressors at the periods it predicts: step k's at window end + k
+            known.append(np.stack([exog[name][width + step:width + step + len(rows)] for step in range(steps)], axis=1))
             names += [name] * len(rows)
-        stacked = np.vstack(windows)
-        features = self._features(stacked[:, :width], names)
-        self.estimators_ = [self._fitted(features, stacked[:, width + step]) for step in range(steps)]
+        stacked, stacked_known = np.vstack(windows), np.vstack(known)
+        self.estimators_ = [
+            self._fitted(self._features(stacked[:, :width], stacked_known[:, step], names), stacked[:, width + step])
+            for step in range(steps)]
         self.last_windows_ = np.vstack([values[-width:] for values in self.series_.values()])
         return self
 
@@ -179,11 +186,13 @@ class GlobalReduction(BaseForecaster):
         relative = np.asarray(fh.to_relative(self.cutoff), dtype=int)
         steps = int(relative.max())
         names = list(self.series_)
+        future = self._future_exog(X, steps)
         window = self.last_windows_.copy()
         ahead = np.empty((len(names), steps))
         for step in range(steps):
             regressor = self.estimators_[step if self.strategy == "direct" else 0]
-            ahead[:, step] = regressor.predict(self._input(self._features(window, names), regressor))
+            features = self._features(window, future[:, step], names)
+            ahead[:, step] = regressor.predict(self._input(features, regressor))
             if self.strategy == "recursive":
                 window = np.hstack([window[:, 1:], ahead[:, step:step + 1]])
         periods = fh.to_absolute_index(self.cutoff)
@@ -193,6 +202,35 @@ class GlobalReduction(BaseForecaster):
             return pd.DataFrame({column: chosen[0]}, index=periods)
         index = pd.MultiIndex.from_product([names, periods], names=self._y.index.names)
         return pd.DataFrame({column: chosen.ravel()}, index=index)
+
+    def _series_exog(self, X, y: pd.DataFrame) -> dict:
+        """Each series' regressors in time order (an empty column block without X)."""
+        if X is None:
+            return {name: np.empty((len(values), 0)) for name, values in self.series_.items()}
+        if not self._has_ids(y):
+            return {None: X.reindex(y.index).to_numpy(dtype=float)}
+        return {name: X.xs(name, level=0).reindex(part.index.get_level_values(1)).to_numpy(dtype=float)
+                for name, part in y.groupby(level=0, sort=False)}
+
+    def _future_exog(self, X, steps: int) -> np.ndarray:
+        """The regressors of the ``steps`` periods after the cutoff, per series:
+        (series, steps, regressors); every one of those periods must be in ``X``."""
+        if not self.exog_names_:
+            return np.empty((len(self.series_), steps, 0))
+        periods = ForecastingHorizon(np.arange(1, steps + 1)).to_absolute_index(self.cutoff)
+        if X is None:
+            raise ValueError(f"this model forecasts with {', '.join(self.exog_names_)}: give their "
+                             f"values for {periods[0]} to {periods[-1]} as X")
+        blocks = []
+        for name in self.series_:
+            rows = X if name is None else X.xs(name, level=0)
+            missing = periods.difference(rows.index)
+            if len(missing):
+                where = "" if name is None else f" of series {name!r}"
+                raise ValueError(f"X{where} lacks {', '.join(self.exog_names_)} for {missing[0]}: "
+                                 f"the model needs them for every period from {periods[0]} to {periods[-1]}")
+            blocks.append(rows.loc[periods, self.exog_names_].to_numpy(dtype=float))
+        return np.stack(blocks)
 
     @staticmethod
     def _has_ids(y: pd.DataFrame) -> bool:
@@ -205,8 +243,10 @@ class GlobalReduction(BaseForecaster):
         return {name: part.iloc[:, 0].to_numpy(dtype=float)
                 for name, part in y.groupby(level=0, sort=False)}
 
-    def _features(self, windows: np.ndarray, names: list) -> pd.DataFrame:
-        features = pd.DataFrame(windows, columns=self.feature_names_[:self.window_length])
+    def _features(self, windows: np.ndarray, known: np.ndarray, names: list) -> pd.DataFrame:
+        """Rows of lags, then the regressors at the period predicted, then the series."""
+        features = pd.DataFrame(np.hstack([windows, known]),
+                                columns=self.feature_names_[:self.window_length + len(self.exog_names_)])
         if "series" in self.feature_names_:
             features["series"] = pd.Series(names, dtype=str).to_numpy()
         return features

@@ -6,7 +6,10 @@ the whole series, so that is the future. It goes through the model's pyfunc, as 
 served model answers, and is written to ``forecast.csv`` (the period first, the
 forecast last; a panel's series before them, every series) and drawn in
 ``forecast.png`` after the history (a panel's first series), both in the run dir.
-A classifier labels the series of the file named by ``data`` into ``labels.csv``.
+A forecaster fitted with exogenous regressors forecasts the steps of the file named by
+``data``, which holds their future values (``step``, a panel's ``series``, then one
+column per regressor). A classifier labels the series of the file named by ``data``
+into ``labels.csv``.
 Nothing is written to the store.
 """
 
@@ -44,14 +47,24 @@ def predict(cfg: DictConfig) -> list[Path]:
 
 
 def _forecast(cfg: DictConfig, uri: str, model, face: serving.ForecastModel, out: Path) -> list[Path]:
-    if cfg.get("data") is not None:
-        raise BadInput("data", cfg.data, f"{uri} is a forecaster: it forecasts after the series it "
-                       "was fitted on and reads no file.", "data=null (for forecasters)")
-    horizon = face.fitted_steps if cfg.horizon is None else cfg.horizon
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-        raise BadInput("horizon", horizon, "must be a whole number of steps >= 1.",
-                       f"1, 2, ..., or null for the model's own horizon ({face.fitted_steps})")
-    forecast = model.predict(pd.DataFrame({serving.STEP: range(1, horizon + 1)}))
+    if face.exog:
+        future = _future_regressors(cfg, uri, face)
+        horizon = int(future[serving.STEP].max())
+    else:
+        if cfg.get("data") is not None:
+            raise BadInput("data", cfg.data, f"{uri} is a forecaster without regressors: it forecasts "
+                           "after the series it was fitted on and reads no file.", "data=null (for this model)")
+        horizon = face.fitted_steps if cfg.horizon is None else cfg.horizon
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise BadInput("horizon", horizon, "must be a whole number of steps >= 1.",
+                           f"1, 2, ..., or null for the model's own horizon ({face.fitted_steps})")
+        future = pd.DataFrame({serving.STEP: range(1, horizon + 1)})
+    try:
+        forecast = model.predict(future)
+    except Exception as err:  # the pyfunc's 400s: what the file lacks
+        if face.exog and type(err).__name__ == "MlflowException":
+            raise BadInput("data", cfg.data, str(getattr(err, "message", err)).rstrip(".") + ".") from None
+        raise
     table, figure = out / "forecast.csv", out / "forecast.png"
     forecast.to_csv(table, index=False)
     history = face.history
@@ -66,6 +79,31 @@ def _forecast(cfg: DictConfig, uri: str, model, face: serving.ForecastModel, out
              forecast[serving.PERIOD].iloc[0], forecast[serving.PERIOD].iloc[-1],
              f", for {len(face.series)} series" if face.series is not None else "")
     return [table, figure]
+
+
+def _future_regressors(cfg: DictConfig, uri: str, face: serving.ForecastModel) -> pd.DataFrame:
+    """The file of future regressor values a model fitted with them forecasts from:
+    one row per step (and series), the steps the forecast's."""
+    columns = [serving.STEP, *([serving.SERIES] if face.series is not None else []), *face.exog]
+    allowed = f"a CSV with the columns {', '.join(columns)}, one row per step{' and series' if face.series else ''}"
+    if cfg.get("data") is None:
+        raise BadInput("data", None, f"{uri} forecasts with {', '.join(face.exog)}, known for the "
+                       "forecast horizon: name a file of their future values.", allowed)
+    if cfg.horizon is not None:
+        raise BadInput("horizon", cfg.horizon, "the steps are the file's for a model with regressors.",
+                       "horizon=null")
+    file = Path(str(cfg.data)).expanduser()
+    if not file.is_file():
+        raise BadInput("data", cfg.data, f"no such file (looked at {file.resolve()}).", allowed)
+    try:
+        future = pd.read_csv(file)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise BadInput("data", cfg.data, f"cannot be read as CSV ({err}).", allowed) from err
+    absent = [column for column in columns if column not in future.columns]
+    if absent:
+        raise BadInput("data", cfg.data, f"lacks the column{'s' if len(absent) > 1 else ''} "
+                       f"{', '.join(absent)}.", allowed)
+    return future[columns]
 
 
 def _label(cfg: DictConfig, model, out: Path) -> list[Path]:

@@ -48,7 +48,7 @@ def save_forecaster(fitted: object, path: Path) -> None:
     """
     face = serving.ForecastModel(fitted)
     template, described = _forecaster_template(face.target, face.fitted_steps, face.series is not None,
-                                               _made_with_tssweep(fitted))
+                                               _made_with_tssweep(fitted), tuple(face.exog))
     shutil.copytree(template, path)
     fitted.save(str(path / serving.PICKLED_MODEL))
     described = copy.deepcopy(described)
@@ -66,10 +66,12 @@ def _made_with_tssweep(fitted) -> bool:
 
 
 @lru_cache(maxsize=32)
-def _forecaster_template(target: str, steps: int, panel: bool, with_package: bool) -> tuple[Path, Model]:
+def _forecaster_template(target: str, steps: int, panel: bool, with_package: bool,
+                         exog: tuple[str, ...]) -> tuple[Path, Model]:
     """A forecaster's model folder without its pipeline, and its MLmodel: both flavors,
-    the signature of ``target`` (a panel's with its ``series``: optional in, first out)
-    and the input example of ``steps`` steps, the environment files, and as the code
+    the signature of ``target`` (a panel's with its ``series``: optional in, first out;
+    the regressors ``exog``, required in) and, without regressors, the input example
+    of ``steps`` steps, the environment files, and as the code
     :mod:`tssweep.tracking.serving` (alone, under its loader name), plus the tssweep
     package when the pipeline is made with it; removed when the process ends."""
     import tssweep
@@ -83,7 +85,7 @@ def _forecaster_template(target: str, steps: int, panel: bool, with_package: boo
     series_in = [ColSpec("string", serving.SERIES, required=False)] if panel else []
     series_out = [ColSpec("string", serving.SERIES)] if panel else []
     signature = ModelSignature(
-        inputs=Schema([ColSpec("long", serving.STEP), *series_in]),
+        inputs=Schema([ColSpec("long", serving.STEP), *series_in, *(ColSpec("double", name) for name in exog)]),
         outputs=Schema([*series_out, ColSpec("string", serving.PERIOD), ColSpec("long", serving.STEP),
                         ColSpec("double", target)]))
     described = Model()
@@ -92,7 +94,8 @@ def _forecaster_template(target: str, steps: int, panel: bool, with_package: boo
                          code="code")
     code = [loader, Path(tssweep.__file__).parent] if with_package else [loader]
     _quietly_save(folder / "model", code=code, loader_module=serving.LOADER_MODULE, mlflow_model=described,
-                  signature=signature, input_example=pd.DataFrame({serving.STEP: np.arange(1, steps + 1)}))
+                  signature=signature,
+                  input_example=None if exog else pd.DataFrame({serving.STEP: np.arange(1, steps + 1)}))
     return folder / "model", Model.load(str(folder / "model" / "MLmodel"))
 
 

@@ -11,7 +11,10 @@ and the forecast under the series' name. So a REST call
 
 gets the first two periods after the data, the same numbers ``src/predict.py`` writes.
 A forecaster of a panel answers for each of its series (a ``series`` column first),
-or for the series named in an optional ``series`` column of the input, row by row.
+or for the series named in an optional ``series`` column of the input, row by row. A
+forecaster fitted with exogenous regressors needs their values for the periods it
+forecasts: one column each in the input, on every row (every step from 1 to the last
+asked; for a panel, every series at each, with its ``series``).
 
 The model's code folder holds this file alone, as ``tssweep_serving.py`` (what its
 MLmodel names as the loader): it imports nothing from tssweep, so a model loads and
@@ -53,6 +56,12 @@ class ForecastModel:
         return fitted_on.iloc[:, 0] if isinstance(fitted_on, pd.DataFrame) else fitted_on
 
     @property
+    def exog(self) -> list[str]:
+        """The exogenous regressors it was fitted with, whose future values it needs."""
+        fitted_with = self.forecaster._X
+        return [] if fitted_with is None else [str(column) for column in fitted_with.columns]
+
+    @property
     def series(self) -> list[str] | None:
         """A panel's series ids, in the order fitted; None for one series."""
         index = self.forecaster._y.index
@@ -77,9 +86,13 @@ class ForecastModel:
 
     def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         steps = _steps(model_input)
+        future = self._future_exog(model_input, steps)
         try:
-            forecast = self.forecaster.predict(fh=steps)
+            forecast = self.forecaster.predict(fh=np.unique(steps), X=future)
         except Exception as err:
+            if self.exog:  # the regressors of a step before the last one asked, missing
+                raise _bad_request(f"the forecast needs {', '.join(self.exog)} at every period up to "
+                                   f"step {int(steps.max())} ({type(err).__name__}: {err}).") from err
             if int(steps.max()) > self.fitted_steps:  # a direct reduction: one model per step
                 raise _bad_request(
                     f"step {int(steps.max())} is beyond the {self.fitted_steps} steps this model "
@@ -94,6 +107,27 @@ class ForecastModel:
         rows = np.searchsorted(distinct, steps)
         return pd.DataFrame({PERIOD: periods[rows], STEP: steps,
                              self.target: forecast.to_numpy(dtype=float).ravel()[rows]})
+
+    def _future_exog(self, model_input: pd.DataFrame, steps: np.ndarray) -> pd.DataFrame | None:
+        """The input's regressor columns indexed as the forecaster was fitted (period;
+        a panel's series and period), or None for a model without them."""
+        if not self.exog:
+            return None
+        absent = [name for name in self.exog if name not in model_input.columns]
+        if absent:
+            raise _bad_request(f"this model forecasts with {', '.join(self.exog)}: give their values "
+                               f"for each step as columns; missing {', '.join(absent)}.")
+        values = model_input[self.exog].astype(float).to_numpy()
+        distinct = np.unique(steps)  # a panel's rows repeat each step
+        periods = self.periods(distinct)[np.searchsorted(distinct, steps)]
+        if self.series is None:
+            return pd.DataFrame(values, index=periods, columns=self.exog)
+        if SERIES not in model_input.columns:
+            raise _bad_request("this model forecasts with regressors per series: give a 'series' "
+                               "column with each row's series.")
+        names = self.forecaster._y.index.names
+        index = pd.MultiIndex.from_arrays([model_input[SERIES].astype(str).to_numpy(), periods], names=names)
+        return pd.DataFrame(values, index=index, columns=self.exog).sort_index()
 
     def _panel_rows(self, model_input: pd.DataFrame, steps: np.ndarray, distinct: np.ndarray,
                     periods: np.ndarray, forecast: pd.DataFrame) -> pd.DataFrame:
