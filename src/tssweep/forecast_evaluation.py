@@ -144,10 +144,20 @@ def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series | pd.DataF
         forecaster, history, holdout.index, *_known(exog, history.index, holdout.index))
     test_scores = {f"test_{name}": value for name, value in
                    _score(point_losses(holdout, holdout_forecast, history, seasonal_period)).items()}
+    return _evaluation(fold_scores, points, {name: float(fold_scores[name].mean()) for name in METRICS},
+                       test_scores, history, holdout, holdout_forecast, fitted, fit_seconds, predict_seconds)
+
+
+def _evaluation(fold_scores: pd.DataFrame, points: list[pd.DataFrame], backtest_scores: dict, test_scores: dict,
+                history, holdout, holdout_forecast, fitted, fit_seconds: float, predict_seconds: float,
+                series_scores: pd.DataFrame | None = None) -> ForecastEvaluation:
+    """A job's evaluation from its parts: the folds' points stacked (a panel's with
+    their series), the seconds of the folds and the holdout's fit added up."""
+    keys = ["fold", "series", "step", "time"] if series_scores is not None else ["fold", "step", "time"]
     return ForecastEvaluation(
         fold_scores=fold_scores,
-        backtest_points=pd.concat(points, ignore_index=True)[["fold", "step", "time", *METRICS]],
-        backtest_scores={name: float(fold_scores[name].mean()) for name in METRICS},
+        backtest_points=pd.concat(points, ignore_index=True)[[*keys, *METRICS]],
+        backtest_scores=backtest_scores,
         test_scores=test_scores,
         history=history,
         holdout=holdout,
@@ -155,6 +165,7 @@ def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series | pd.DataF
         fitted=fitted,
         fit_seconds=float(fold_scores["fit_seconds"].sum() + fit_seconds),
         predict_seconds=float(fold_scores["predict_seconds"].sum() + predict_seconds),
+        series_scores=series_scores,
     )
 
 
@@ -217,19 +228,9 @@ def _evaluate_panel(forecaster: BaseForecaster, panel: pd.DataFrame, dataset_cfg
     tested = pd.DataFrame({name: _score(frame) for name, frame in losses.items()}).T.add_prefix("test_")
     series_scores = backtest.join(tested).rename_axis("series")
     series_scores.insert(0, "points", pd.Series({name: len(one) for name, one in series_of(panel).items()}))
-    return ForecastEvaluation(
-        fold_scores=fold_scores,
-        backtest_points=pd.concat(points, ignore_index=True)[["fold", "series", "step", "time", *METRICS]],
-        backtest_scores={name: float(series_scores[name].mean()) for name in METRICS},
-        test_scores={f"test_{name}": float(series_scores[f"test_{name}"].mean()) for name in METRICS},
-        history=history,
-        holdout=holdout,
-        holdout_forecast=holdout_forecast,
-        fitted=fitted,
-        fit_seconds=float(fold_scores["fit_seconds"].sum() + fit_seconds),
-        predict_seconds=float(fold_scores["predict_seconds"].sum() + predict_seconds),
-        series_scores=series_scores,
-    )
+    return _evaluation(fold_scores, points, {name: float(series_scores[name].mean()) for name in METRICS},
+                       {f"test_{name}": float(series_scores[f"test_{name}"].mean()) for name in METRICS},
+                       history, holdout, holdout_forecast, fitted, fit_seconds, predict_seconds, series_scores)
 
 
 def fit_forecaster(forecaster: BaseForecaster, series: pd.Series, horizon: int,
