@@ -171,7 +171,7 @@ def test_bad_models_get_one_message_and_leave_the_store_alone(train, client, pre
         "model=models:/lynx-years@gold":
             "'lynx-years' has no version with the alias 'gold'. Allowed: models:/lynx-years@champion.",
         "horizon=0": "horizon=0: must be a whole number of steps >= 1",
-        "data=series.csv": "is a forecaster: it forecasts after the series it was fitted on",
+        "data=series.csv": "is a forecaster without regressors: it forecasts after the series it was fitted on",
         "modle=x": "there is no key modle at the top of the config. Did you mean model?",
     }
     for override, said in cases.items():
