@@ -63,8 +63,9 @@ class ComposeOnce(ConfigLoader):
         hydra_overrides = tuple(OmegaConf.to_container(master_config.hydra.overrides.hydra))
         parsed = self._parser.parse_overrides(list(sweep_overrides))
         repository = self._repository(config_name, hydra_overrides)
-        values = [o for o in parsed if _sets_a_value(o, repository)]
-        shape = [o.input_line for o in parsed if not _sets_a_value(o, repository)]
+        sets_a_value = [_sets_a_value(o, repository) for o in parsed]
+        values = [o for o, is_value in zip(parsed, sets_a_value) if is_value]
+        shape = [o.input_line for o, is_value in zip(parsed, sets_a_value) if not is_value]
         key = (config_name, hydra_overrides, tuple(shape))
         if key not in self._shapes:
             self._shapes[key] = self._loader.load_sweep_config(master_config, shape)

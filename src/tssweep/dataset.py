@@ -215,8 +215,9 @@ def series_from_frame(frame: pd.DataFrame, time_column: str, target: str, freq: 
         series = pd.Series(values.to_numpy(dtype=float), index=index, name=target)
         _check_index(series, time_column, freq)
         _check_target(series, "dataset.target", target)
-        others = frame.drop(columns=[time_column, target]).set_axis(index)
-        return (series, others) if exog_columns else series
+        if not exog_columns:
+            return series
+        return series, frame.drop(columns=[time_column, target]).set_axis(index)
     ids = _pick_column(frame, id_column, "dataset.id_column")
     if ids.isna().any():
         raise BadInput("dataset.id_column", id_column, f"{int(ids.isna().sum())} rows have no series "

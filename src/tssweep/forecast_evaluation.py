@@ -201,10 +201,10 @@ def _evaluate_panel(forecaster: BaseForecaster, panel: pd.DataFrame, dataset_cfg
 
     def fit_and_score(cutoff: pd.Period, train: pd.DataFrame):
         ahead = pd.period_range(cutoff + 1, periods=horizon, freq=cutoff.freq)
-        known = (None, None) if exog is None else (
-            exog.loc[train.index], exog[exog.index.get_level_values(1).isin(ahead)])
-        model, forecast, fit_seconds, predict_seconds = _fit_predict(forecaster, train, ahead, *known)
-        truth = series_of(panel[periods.isin(ahead)])
+        future = panel[periods.isin(ahead)]
+        model, forecast, fit_seconds, predict_seconds = _fit_predict(
+            forecaster, train, ahead, *_known(exog, train.index, future.index))
+        truth = series_of(future)
         predicted = series_of(forecast)
         losses = {name: point_losses(truth[name], predicted[name], past, seasonal_period)
                   for name, past in series_of(train).items()}
@@ -212,7 +212,7 @@ def _evaluate_panel(forecaster: BaseForecaster, panel: pd.DataFrame, dataset_cfg
 
     fold_rows, points, per_series = [], [], []
     for fold, cutoff in enumerate(cutoffs):
-        _, _, losses, fit_seconds, predict_seconds = fit_and_score(cutoff, history[history.index.get_level_values(1) <= cutoff])
+        _, _, losses, fit_seconds, predict_seconds = fit_and_score(cutoff, panel[periods <= cutoff])
         scores = {name: _score(frame) for name, frame in losses.items()}
         per_series += [{"series": name, "fold": fold, **values} for name, values in scores.items()]
         fold_rows.append({"fold": fold, "cutoff": str(cutoff),

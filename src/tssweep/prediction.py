@@ -61,10 +61,11 @@ def _forecast(cfg: DictConfig, uri: str, model, face: serving.ForecastModel, out
         future = pd.DataFrame({serving.STEP: range(1, horizon + 1)})
     try:
         forecast = model.predict(future)
-    except Exception as err:  # the pyfunc's 400s: what the file lacks
-        if face.exog and type(err).__name__ == "MlflowException":
-            raise BadInput("data", cfg.data, str(getattr(err, "message", err)).rstrip(".") + ".") from None
-        raise
+    except Exception as err:  # the pyfunc's 400s: what the file of regressors lacks
+        reason = registry.refusal(err) if face.exog else None
+        if reason is None:
+            raise
+        raise BadInput("data", cfg.data, reason.rstrip(".") + ".") from None
     table, figure = out / "forecast.csv", out / "forecast.png"
     forecast.to_csv(table, index=False)
     history = face.history

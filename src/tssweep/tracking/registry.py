@@ -259,6 +259,16 @@ def _split_reference(reference: str) -> tuple[str, str | None, str | None]:
                    f"models:/{reference}@champion or models:/{reference}/<version>")
 
 
+def refusal(err: BaseException) -> str | None:
+    """What a model's pyfunc refused in its input (the 400 of a served model: an
+    MLflow INVALID_PARAMETER_VALUE), or None for any other error."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, MlflowException) and err.error_code == "INVALID_PARAMETER_VALUE":
+        return err.message
+    return None
+
+
 def load(store: Store, location: str, dst: Path):
     """The model whose files are at ``location`` (see :func:`resolve`), downloaded into
     ``dst`` and loaded as a pyfunc: ``(model, its raw face)``, the face a
