@@ -19,6 +19,9 @@ from omegaconf import DictConfig
 os.environ.setdefault("TSSWEEP_ROOT", str(Path(__file__).resolve().parents[1]))
 # numba compiles MiniRocket and catch22 once, into outputs/, not at every run
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.environ["TSSWEEP_ROOT"], "outputs", "numba_cache"))
+# a forecaster's model folder, all but its pipeline, is written once, not in every process
+# (tssweep.tracking.models.TEMPLATES_ENV)
+os.environ.setdefault("TSSWEEP_MODEL_TEMPLATES", os.path.join(os.environ["TSSWEEP_ROOT"], "outputs", "model_templates"))
 # Registered first, so it runs last: Python's final garbage collection would walk every
 # object sktime, MLflow and CatBoost made (about a second here) with nothing to free.
 atexit.register(gc.freeze)

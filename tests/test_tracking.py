@@ -2,6 +2,7 @@
 every run ends with its true status."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -174,6 +175,58 @@ def test_a_saved_forecaster_serves_without_tssweep(tmp_path):
     expected = fitted.predict().iloc[[0, 2]].tolist()
     assert json.loads(served) == [{"period": "1961-01", "step": 1, "Number of airline passengers": expected[0]},
                                   {"period": "1961-03", "step": 3, "Number of airline passengers": expected[1]}]
+
+
+def test_a_kept_model_template_is_written_once_and_serves_other_processes(tmp_path, monkeypatch):
+    # src/train.py keeps templates under outputs/: the first process writes one per
+    # kind of model; a later process copies it, never calling MLflow's writing (made to
+    # fail there), and its model is the one MLflow writes, bar its id, time and size
+    from tssweep.tracking import models
+
+    kept = tmp_path / "templates"
+    monkeypatch.setenv(models.TEMPLATES_ENV, str(kept))
+    models._forecaster_template.cache_clear()
+    y = load_airline()
+    fitted = NaiveForecaster(sp=12).fit(y, fh=np.arange(1, 4))
+    tracking.save_forecaster(fitted, tmp_path / "first")
+    assert len(list(kept.iterdir())) == 1  # one template, no leftovers
+    script = ("import sys, numpy as np\n"
+              "from pathlib import Path\n"
+              "from sktime.datasets import load_airline\n"
+              "from sktime.forecasting.naive import NaiveForecaster\n"
+              "from tssweep.tracking import models\n"
+              "models.save_pyfunc_model = None\n"
+              "y = load_airline()\n"
+              "for steps, name in ((3, 'second'), (6, 'third')):\n"
+              "    fitted = NaiveForecaster(sp=12).fit(y, fh=np.arange(1, steps + 1))\n"
+              "    try:\n"
+              "        models.save_forecaster(fitted, Path(sys.argv[1]) / name)\n"
+              "    except TypeError:\n"
+              "        print('wrote', name)\n")
+    shown = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                           env={**os.environ, models.TEMPLATES_ENV: str(kept)})
+    assert shown.returncode == 0, shown.stderr
+    # 3 steps were kept; 6 steps is another template, which needs MLflow's writing, and
+    # whose failure leaves nothing behind
+    assert shown.stdout.split() == ["wrote", "third"]
+    assert len(list(kept.iterdir())) == 1
+    monkeypatch.delenv(models.TEMPLATES_ENV)
+    models._forecaster_template.cache_clear()
+    tracking.save_forecaster(fitted, tmp_path / "alone")
+
+    def described(folder):
+        text = (folder / "MLmodel").read_text().splitlines()
+        return [line for line in text if not line.startswith(("model_uuid", "utc_time_created", "model_size"))]
+
+    for folder in ("first", "second"):
+        files = sorted(str(f.relative_to(tmp_path / folder)) for f in (tmp_path / folder).rglob("*") if f.is_file())
+        assert files == sorted(str(f.relative_to(tmp_path / "alone")) for f in (tmp_path / "alone").rglob("*")
+                               if f.is_file())
+        assert described(tmp_path / folder) == described(tmp_path / "alone")
+        for name in ("requirements.txt", "conda.yaml", "python_env.yaml", "input_example.json"):
+            assert (tmp_path / folder / name).read_text() == (tmp_path / "alone" / name).read_text()
+    loaded = mlflow.pyfunc.load_model(str(tmp_path / "second"))
+    assert loaded.predict(pd.DataFrame({"step": [2]}))["step"].tolist() == [2]
 
 
 def test_source_tags_name_the_commit():

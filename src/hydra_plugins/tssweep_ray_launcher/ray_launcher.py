@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 # What a job needs from the driver's environment; credentials are not shipped (Ray
 # shows a runtime_env to anyone who can see the cluster): set them on the workers.
-FORWARDED_ENV = ("TSSWEEP_ROOT", "NUMBA_CACHE_DIR", "MLFLOW_DISABLE_TELEMETRY")
+FORWARDED_ENV = ("TSSWEEP_ROOT", "NUMBA_CACHE_DIR", "TSSWEEP_MODEL_TEMPLATES", "MLFLOW_DISABLE_TELEMETRY")
 _CANCEL_GRACE_SECONDS = 20
 TARGET = f"{__name__}.RayLauncher"
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import atexit
 import copy
 import datetime
+import hashlib
 import logging
+import os
 import shutil
+import sys
 import tempfile
 import uuid
 from functools import lru_cache
@@ -30,6 +33,9 @@ SKTIME_FLAVOR = "mlflow_sktime"
 # them spares MLflow's requirement inference, which costs over a second per model.
 _MODEL_REQUIREMENTS = ("sktime", "catboost", "statsmodels", "scikit-learn", "pandas", "numpy",
                        "scipy")
+# A folder where forecasters' model templates are kept between processes (src/train.py
+# puts it under outputs/); unset, each process writes its own and removes it at exit.
+TEMPLATES_ENV = "TSSWEEP_MODEL_TEMPLATES"
 
 
 def save_forecaster(fitted: object, path: Path) -> None:
@@ -42,9 +48,9 @@ def save_forecaster(fitted: object, path: Path) -> None:
     (steps 1..h of its own horizon) say.
 
     All but the pipeline is the same for every model of one target and horizon, so it
-    is written once per process (:func:`_forecaster_template`) and copied: MLflow's
-    own writing checks each pinned requirement against the installed packages, 86 ms
-    a model, the largest cost of a short job after its training.
+    is written once (:func:`_forecaster_template`) and copied: MLflow's own writing
+    checks each pinned requirement against the installed packages, 86 ms a model, the
+    largest cost of a short job after its training.
     """
     face = serving.ForecastModel(fitted)
     # a panel's example rows name a series when its regressors are asked per series
@@ -75,14 +81,59 @@ def _forecaster_template(target: str, steps: int, panel: bool, with_package: boo
     the regressors ``exog``, required in), the input example of ``steps`` steps (with
     placeholder regressors of 0.0, for ``example_series`` on a panel that has them),
     the environment files, and as the code :mod:`tssweep.tracking.serving` (alone,
-    under its loader name), plus the tssweep package when the pipeline is made with
-    it; removed when the process ends."""
+    under its loader name), plus the tssweep package when the pipeline is made with it.
+
+    MLflow's writing checks the pinned requirements against every installed package's
+    files, 0.75 s a process. So a template is kept in :data:`TEMPLATES_ENV`'s folder,
+    named by a digest of everything it is made of (these arguments, the Python and
+    package versions, the loader's source, the package's when it travels), and written
+    again only when one of them changes.
+    """
+    kept = os.environ.get(TEMPLATES_ENV)
+    if kept:
+        folder = Path(kept) / _template_digest(target, steps, panel, with_package, exog, example_series)
+        if not (folder / "model" / "MLmodel").is_file():
+            Path(kept).mkdir(parents=True, exist_ok=True)
+            writing = Path(tempfile.mkdtemp(prefix=".writing-", dir=kept))
+            try:  # whole or not at all; a parallel job that wrote it first wins
+                _write_template(writing, target, steps, panel, with_package, exog, example_series)
+                writing.rename(folder)
+            except OSError:
+                if not (folder / "model" / "MLmodel").is_file():
+                    raise
+            finally:
+                shutil.rmtree(writing, ignore_errors=True)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="tssweep-model-template-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _write_template(folder, target, steps, panel, with_package, exog, example_series)
+    return folder / "model", Model.load(str(folder / "model" / "MLmodel"))
+
+
+def _template_digest(*arguments) -> str:
+    """What a template is made of, as a folder name: its arguments, Python's and the
+    pinned packages' versions (MLflow's among them), and the source files it copies."""
+    with_package = arguments[3]
+    sources = [Path(serving.__file__)]
+    if with_package:
+        import tssweep
+
+        sources += sorted(Path(tssweep.__file__).parent.rglob("*.py"))
+    digest = hashlib.sha256(repr((arguments, sys.version, version("mlflow"),
+                                  _pinned(_MODEL_REQUIREMENTS))).encode())
+    for source in sources:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def _write_template(folder: Path, target: str, steps: int, panel: bool, with_package: bool,
+                    exog: tuple[str, ...], example_series: str | None) -> None:
+    """Write the template described in :func:`_forecaster_template` into ``folder``
+    (its ``model`` folder)."""
     import sktime
 
     import tssweep
 
-    folder = Path(tempfile.mkdtemp(prefix="tssweep-model-template-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     loader = folder / f"{serving.LOADER_MODULE}.py"
     shutil.copyfile(serving.__file__, loader)
     series_in = [ColSpec("string", serving.SERIES, required=False)] if panel else []
@@ -98,7 +149,6 @@ def _forecaster_template(target: str, steps: int, panel: bool, with_package: boo
     code = [loader, Path(tssweep.__file__).parent] if with_package else [loader]
     _quietly_save(folder / "model", code=code, loader_module=serving.LOADER_MODULE, mlflow_model=described,
                   signature=signature, input_example=_input_example(steps, exog, example_series))
-    return folder / "model", Model.load(str(folder / "model" / "MLmodel"))
 
 
 def _input_example(steps: int, exog: tuple[str, ...], series: str | None) -> pd.DataFrame:
