@@ -140,15 +140,16 @@ def start(tmp_path, tracking_uri, *args):
         env={"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"})
 
 
-def wait_for_first_child(client, process, timeout=120):
+def wait_for_first_child(client, process, timeout=120, children=1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[1][-3000:]
         experiment = client.get_experiment_by_name("tssweep")
-        if experiment and client.search_runs([experiment.experiment_id], "tags.`tssweep.role` = 'child'"):
+        if experiment and len(client.search_runs([experiment.experiment_id],
+                                                 "tags.`tssweep.role` = 'child'")) >= children:
             return
-        time.sleep(0.2)
-    raise AssertionError("no child run appeared")
+        time.sleep(0.05)
+    raise AssertionError(f"{children} child runs did not appear")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -188,13 +189,29 @@ def test_an_interrupted_search_closes_everything_and_resumes(train, client, tmp_
 
 
 def test_an_interrupted_grid_sweep_closes_its_runs(client, tmp_path, tracking_uri):
+    # the signal lands as the second job starts: the first one's run was handed to the
+    # writer process (its plot, model and scores may still be on their way), and the
+    # sweep's way out completes it before closing the parent
     process = start(tmp_path, tracking_uri, "-m", "preprocess=none,log,detrend,deseasonalize")
-    wait_for_first_child(client, process)
+    wait_for_first_child(client, process, children=2)
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=60)
     assert process.returncode == 130
-    statuses = {r.data.tags.get("tssweep.role"): r.info.status for r in runs_of(client)}
-    assert statuses["parent"] == "KILLED" and "RUNNING" not in [r.info.status for r in runs_of(client)]
+    runs = runs_of(client)
+    (parent,) = [r for r in runs if r.data.tags.get("tssweep.role") == "parent"]
+    children = [r for r in runs if r.data.tags.get("tssweep.role") == "child"]
+    assert parent.info.status == "KILLED" and "RUNNING" not in [r.info.status for r in runs]
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    assert finished and [r.info.run_name for r in finished] == ["none", "log"][:len(finished)]
+    for child in finished:  # complete, as a child of an uninterrupted sweep
+        assert {"mase", "test_mase", "fit_seconds"} <= set(child.data.metrics)
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"forecast.png", "backtest_points.csv", "backtest_folds.csv", "config.yaml"} <= artifacts
+        assert len(child.outputs.model_outputs) == 1
+    done = {r.info.run_id for r in finished}
+    for child in children:
+        if child.info.run_id not in done:
+            assert child.info.status == "KILLED" and "interrupted" in child.data.tags
 
 
 def test_parallel_jobs_on_a_brand_new_store_lose_no_run(train, client):

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -132,6 +133,50 @@ def test_children_find_their_parent_from_the_env_or_by_sweep_dir(store, monkeypa
         [local.run_id, remote.run_id]
     tracking.finish_parent(store, parent, RunStatus.to_string(RunStatus.FINISHED))
     assert status(store, parent) == "FINISHED"
+
+
+def _slowly_logged(run, seconds, folder):
+    """A run's completion as the writer process does it: slow, from another process."""
+    time.sleep(seconds)
+    (Path(folder) / "note.txt").write_text("made after the training")
+    run.log(params={"completed_by": os.getpid()}, metrics={"mase": 0.5})
+    run.log_artifacts(Path(folder))
+
+
+def _failing(run):
+    raise ValueError("no space left on the artifact store")
+
+
+def test_the_writer_completes_what_it_was_handed_in_order_even_when_stopped_at_once(store, tmp_path):
+    from tssweep.tracking import writer
+
+    background = writer.start(store)
+    try:
+        assert writer.active(store) is background
+        folders = [tmp_path / "first", tmp_path / "second"]
+        ids = []
+        for folder, seconds in zip(folders, (1.0, 0.0)):
+            folder.mkdir()
+            with tracking.job_run(store, [], {}, None, folder.name) as run:
+                run.complete(_slowly_logged, seconds, str(folder))
+            ids.append(run.run_id)
+            assert status(store, run.run_id) == "RUNNING"  # handed over, not done yet
+        with tracking.job_run(store, [], {}, None, "third") as run:
+            run.complete(_failing)
+        ids.append(run.run_id)
+    finally:
+        failed = background.stop()  # as the sweep's way out after Ctrl-C: drains first
+    assert writer.active(store) is None
+    assert failed == ["third: ValueError: no space left on the artifact store"]
+    first, second, third = (store.client.get_run(run_id) for run_id in ids)
+    assert [first.info.status, second.info.status, third.info.status] == ["FINISHED", "FINISHED", "FAILED"]
+    assert first.info.end_time <= second.info.end_time  # in the order handed over
+    for run in (first, second):
+        assert run.data.metrics == {"mase": 0.5} and run.data.params["completed_by"] != str(os.getpid())
+        assert [a.path for a in store.client.list_artifacts(run.info.run_id)] == ["note.txt"]
+    assert third.data.tags["error"] == "ValueError: no space left on the artifact store"
+    assert [a.path for a in store.client.list_artifacts(third.info.run_id)] == ["traceback.txt"]
+    assert background.stop() == []  # once is enough
 
 
 def test_a_saved_forecaster_loads_back_through_both_flavors(tmp_path):

@@ -43,7 +43,7 @@ from tssweep import (
     study_identity,
     tracking,
 )
-from tssweep.tracking import dashboard, names
+from tssweep.tracking import dashboard, names, writer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ _COMPARED = 50
 # the parent's tag listing the versions its winners became (name/version@alias)
 REGISTERED_TAG = "tssweep.registered"
 SWEEPER_TARGET = "hydra_plugins.tssweep_optuna_sweeper.sweeper.ResumableOptunaSweeper"
+# jobs of this launcher run in the callback's own process, one after another
+_BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 FILTER = "tssweep.hparams_search.drop_inapplicable"
 
 
@@ -76,6 +78,7 @@ class MlflowSweepCallback(Callback):
         self._seed = 0
         self._swept: list[str] = []
         self._tracking_cfg: DictConfig | None = None
+        self._writer: writer.Writer | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         # Hydra turns a callback's exception into a warning and runs the sweep anyway,
@@ -124,6 +127,10 @@ class MlflowSweepCallback(Callback):
                       **{f"study.{key}": value for key, value in identity.items()},
                       **tracking.source_tags(str(config.paths.root_dir))},
                 study=tracking.study_key(*self._study) if self._study else None)
+        # jobs in this process hand the rest of their runs, after the training, to a
+        # writer process beside them (forked outside the study's lock)
+        if config.hydra.launcher.get("_target_") == _BASIC_LAUNCHER:
+            self._writer = writer.start(self._store)
         atexit.register(self._close, completed=False)
         log.info("MLflow parent run %s in %s", self._parent_id, self._store.uri)
 
@@ -138,6 +145,9 @@ class MlflowSweepCallback(Callback):
             return
         store, parent_id = self._store, self._parent_id
         self._parent_id = None
+        # every run handed to the writer complete, before the summary reads them
+        for failure in self._writer.stop() if self._writer is not None else []:
+            log.error("A child run failed after its training, and is FAILED: %s", failure)
         status = RunStatus.to_string(RunStatus.FINISHED if completed else
                                      RunStatus.KILLED if interrupts.interrupted() else RunStatus.FAILED)
         summary_md = Path(self._sweep_dir) / "summary" / "summary.md"

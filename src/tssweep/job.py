@@ -101,7 +101,6 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
                 run.log(step_metrics={f"fold_{key}": [row[key] for row in folds_done]
                                       for key in folds_done[0]})
             raise
-        run.log_artifacts(artifacts)
     if not in_sweep and cfg.tracking.registry.enabled and cfg.tracking.registry.single_runs:
         from tssweep.tracking.registry import registered_name
 
@@ -117,12 +116,23 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
 
 def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.TrackedRun,
               after_fold, artifacts: Path, metric: str) -> forecast_evaluation.ForecastEvaluation:
-    """Backtest a forecasting pipeline, score its holdout, log it all on ``run``."""
-    dataset_name = dataset.display_name(cfg.dataset, choices["dataset"])
+    """Backtest a forecasting pipeline and score its holdout; the rest of the run
+    (:func:`_record_forecast`) is completed here or beside the next job."""
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
     scores = forecast_evaluation.evaluate_forecaster(pipeline, series, cfg.dataset, after_fold=after_fold,
                                                      exog=dataset.load_exog(cfg.dataset))
+    run.complete(_record_forecast, dataset.display_name(cfg.dataset, choices["dataset"]), series, scores,
+                 artifacts, metric, cfg.tracking.log_models == "all", _model_settings(cfg, scores.fitted))
+    return scores
 
+
+def _record_forecast(run: tracking.TrackedRun, dataset_name: str, series: pd.Series,
+                     scores: forecast_evaluation.ForecastEvaluation, artifacts: Path, metric: str,
+                     with_model: bool, settings: dict[str, object]) -> None:
+    """Log what a forecasting run keeps: the per-fold and per-point tables (a panel's
+    per-series scores too), the forecast plot, the feature importances, the datasets,
+    the model (``with_model``), the scores with the model ``settings`` it used, and
+    the job's artifacts folder."""
     test_metric = test_twin(metric)
     title = " ".join([dataset_name, run.name] + (
         [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
@@ -147,25 +157,36 @@ def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.T
     run.log_datasets([(dataset.long_table(part), dataset.fingerprint(part), context)
                       for part, context in ((scores.history, "training"), (scores.holdout, "holdout"))],
                      dataset_name, targets=dataset.target_name(series))
-    used = _log_model(cfg, run, scores.fitted, artifacts,
-                      lambda path: tracking.save_forecaster(scores.fitted, path))
-    run.log(params=used, metrics={**scores.backtest_scores, **scores.test_scores,
+    if with_model:
+        _log_model(run, artifacts, lambda path: tracking.save_forecaster(scores.fitted, path))
+    run.log(params=settings, metrics={**scores.backtest_scores, **scores.test_scores,
                      "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
             step_metrics={f"fold_{name}": scores.fold_scores[name].tolist()
                           for name in forecast_evaluation.METRICS})
-    return scores
+    run.log_artifacts(artifacts)
 
 
 def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.TrackedRun, after_fold,
               artifacts: Path, metric: str) -> classification_evaluation.ClassificationEvaluation:
-    """Cross-validate a classification pipeline, score the test split, log it all on ``run``."""
-    dataset_name = dataset.display_name(cfg.dataset, choices["dataset"])
+    """Cross-validate a classification pipeline and score the test split; the rest of
+    the run (:func:`_record_classification`) is completed here or beside the next job."""
     X_train, y_train, X_test, y_test = split
     scores = classification_evaluation.evaluate_classifier(
         preprocess.feature_transformer(cfg.preprocess), model.build_model(cfg.model),
         X_train, y_train, X_test, y_test, folds=int(cfg.dataset.cv.folds), seed=int(cfg.seed),
         after_fold=after_fold)
+    run.complete(_record_classification, dataset.display_name(cfg.dataset, choices["dataset"]), split, scores,
+                 artifacts, cfg.tracking.log_models == "all", _model_settings(cfg, scores.fitted))
+    return scores
 
+
+def _record_classification(run: tracking.TrackedRun, dataset_name: str, split: tuple,
+                           scores: classification_evaluation.ClassificationEvaluation, artifacts: Path,
+                           with_model: bool, settings: dict[str, object]) -> None:
+    """Log what a classification run keeps: the per-fold and per-series tables, the
+    confusion matrix, the datasets, the model (``with_model``), the scores with the
+    model ``settings`` it used, and the job's artifacts folder."""
+    X_train, y_train, X_test, y_test = split
     scores.fold_scores.to_csv(artifacts / "cv_folds.csv")
     scores.cv_points.to_csv(artifacts / "cv_points.csv", index=False)  # for the verdict
     title = (f"{dataset_name} {run.name}: test accuracy "
@@ -175,14 +196,15 @@ def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.Tracke
     run.log_datasets([(pd.DataFrame({"series": range(len(y)), "label": y.astype(str)}), dataset.fingerprint(X, y),
                        context) for (X, y), context in (((X_train, y_train), "train"), ((X_test, y_test), "test"))],
                      dataset_name, targets="label")
-    used = _log_model(cfg, run, scores.fitted, artifacts,
-                      lambda path: tracking.save_classifier(scores.fitted, path, scores.test_predictions))
-    run.log(params=used, metrics={**scores.cv_scores, **scores.test_scores, "n_features": scores.n_features,
+    if with_model:
+        _log_model(run, artifacts,
+                   lambda path: tracking.save_classifier(scores.fitted, path, scores.test_predictions))
+    run.log(params=settings, metrics={**scores.cv_scores, **scores.test_scores, "n_features": scores.n_features,
                      "transform_seconds": scores.transform_seconds,
                      "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
             step_metrics={f"fold_cv_{name}": scores.fold_scores[name].tolist()
                           for name in classification_evaluation.METRICS})
-    return scores
+    run.log_artifacts(artifacts)
 
 
 # settings whose null leaves the value to CatBoost or to the data's width: the run's
@@ -190,14 +212,16 @@ def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.Tracke
 _LEFT_TO_THE_MODEL = frozenset({"model.rsm", "model.border_count"})
 
 
-def _log_model(cfg: DictConfig, run: tracking.TrackedRun, fitted, artifacts: Path, save) -> dict[str, object]:
-    """Save the fitted pipeline with ``save(path)`` and log it as the run's LoggedModel
-    (unless ``tracking.log_models=none``); returns the model settings it really used,
-    the params logged with the run's metrics."""
-    if cfg.tracking.log_models == "all":
-        path = artifacts.parent / "model"
-        save(path)
-        tracking.log_model(run.store, run.run_id, path)
+def _log_model(run: tracking.TrackedRun, artifacts: Path, save) -> None:
+    """Save the fitted pipeline with ``save(path)`` and log it as the run's LoggedModel."""
+    path = artifacts.parent / "model"
+    save(path)
+    tracking.log_model(run.store, run.run_id, path)
+
+
+def _model_settings(cfg: DictConfig, fitted) -> dict[str, object]:
+    """The model settings the fitted model really used, for those the config leaves to
+    CatBoost (:data:`_LEFT_TO_THE_MODEL`): logged as params with the run's scores."""
     used = model.effective_params(fitted)
     settings = [key.removeprefix("model.") for key in _LEFT_TO_THE_MODEL]
     return {f"model.{key}": used.get(key, cfg.model[key]) for key in settings if key in cfg.model}

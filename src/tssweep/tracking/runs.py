@@ -60,6 +60,21 @@ class TrackedRun:
         self.store = store
         self.run_id = run_id
         self.name = name
+        self.handed_over = False
+
+    def complete(self, work, *args) -> None:
+        """Do ``work(run, *args)``, what the run needs after its training (its plots,
+        model, scores and artifacts): here, or in the sweep's writer process
+        (:mod:`tssweep.tracking.writer`), which then marks the run FINISHED itself.
+        ``work`` is a module-level function and ``args`` plain values, to be pickled."""
+        from tssweep.tracking import writer
+
+        background = writer.active(self.store)
+        if background is None:
+            work(self, *args)
+        else:
+            background.complete(self.run_id, self.name, work, args)
+            self.handed_over = True
 
     def log(self, params: Mapping[str, object] = {}, metrics: Mapping[str, float] = {},
             tags: Mapping[str, object] = {}, step_metrics: Mapping[str, list[float]] = {}) -> None:
@@ -132,8 +147,9 @@ def job_run(store: Store, overrides: list[str], tags: Mapping[str, str], sweep_d
         run_tags[ROLE_TAG] = "child"
     run = store.client.create_run(store.experiment_id, tags=run_tags, run_name=run_name)
     run_id = run.info.run_id
+    run = TrackedRun(store, run_id, run_name)
     try:
-        yield TrackedRun(store, run_id, run_name)
+        yield run
     except KeyboardInterrupt as err:
         store.client.set_tag(run_id, INTERRUPTED_TAG, str(err) or "interrupted")
         store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
@@ -143,10 +159,11 @@ def job_run(store: Store, overrides: list[str], tags: Mapping[str, str], sweep_d
             store.client.set_tag(run_id, PRUNED_TAG, str(err))
             store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
         else:
-            _log_failure(store, run_id, err)
+            log_failure(store, run_id, err)
         raise
     else:
-        store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+        if not run.handed_over:  # else the writer marks it FINISHED once all is in
+            store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
 
 @lru_cache(maxsize=16)
@@ -240,7 +257,8 @@ def _is_pruned(err: BaseException) -> bool:
     return optuna is not None and isinstance(err, optuna.TrialPruned)
 
 
-def _log_failure(store: Store, run_id: str, err: BaseException) -> None:
+def log_failure(store: Store, run_id: str, err: BaseException) -> None:
+    """Mark the run FAILED, with the error as a tag and its traceback as ``traceback.txt``."""
     with tempfile.TemporaryDirectory() as folder:
         trace = Path(folder) / "traceback.txt"
         trace.write_text("".join(traceback.format_exception(err)))
