@@ -106,6 +106,27 @@ def test_a_failing_job_fails_alone_and_the_sweep_still_closes(train, client):
     assert "strictly positive" in failed.data.tags["error"]
 
 
+def test_a_child_whose_logging_fails_after_its_training_fails_the_sweep(train, client, tmp_path):
+    # the writer process completes each child after its training: here the model
+    # template cannot be written (a file stands where its folder would go)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")
+    process = train("-m", "seed=1,2", "model.iterations=20", check=False,
+                    env={"TSSWEEP_MODEL_TEMPLATES": str(blocked / "templates")})
+    assert process.returncode == 1
+    assert (process.stdout + process.stderr).count("A child run failed after its training, and is FAILED") == 2
+    runs = runs_of(client)
+    (parent,) = [r for r in runs if r.data.tags.get("tssweep.role") == "parent"]
+    children = [r for r in runs if r.data.tags.get("tssweep.role") == "child"]
+    assert [r.info.status for r in children] == ["FAILED", "FAILED"]
+    for child in children:
+        assert child.data.tags["error"].startswith(("NotADirectoryError", "FileExistsError"))
+        assert "traceback.txt" in artifact_names(client, child.info.run_id)
+        assert child.data.params["seed"] in {"1", "2"}  # logged before the training
+    assert parent.info.status == "FAILED" and parent.data.metrics["n_failed"] == 2
+    assert "tssweep.registered" not in parent.data.tags
+
+
 def test_the_csv_dataset(train, client, tmp_path):
     months = pd.period_range("2015-01", periods=72, freq="M")
     sales = [100 + 2 * i + 10 * (i % 12 in (10, 11)) for i in range(72)]

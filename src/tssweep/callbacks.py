@@ -135,19 +135,24 @@ class MlflowSweepCallback(Callback):
         log.info("MLflow parent run %s in %s", self._parent_id, self._store.uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        self._close(completed=True)
+        if self._close(completed=True):
+            raise SystemExit(1)  # as a failed job does; Hydra would take an exception for a warning
 
-    def _close(self, completed: bool) -> None:
+    def _close(self, completed: bool) -> list[str]:
         """Log the summary and close the parent: FINISHED if the sweep completed, KILLED
         if Ctrl-C or SIGTERM ended it, else FAILED (a failed job ends a grid sweep, too
-        many failed trials end a search). A no-op after the first call."""
+        many failed trials end a search, a child whose logging failed after its
+        training fails the sweep at its end). Returns those children (run name: error).
+        A no-op after the first call."""
         if self._parent_id is None:
-            return
+            return []
         store, parent_id = self._store, self._parent_id
         self._parent_id = None
         # every run handed to the writer complete, before the summary reads them
-        for failure in self._writer.stop() if self._writer is not None else []:
+        failed = self._writer.stop() if self._writer is not None else []
+        for failure in failed:
             log.error("A child run failed after its training, and is FAILED: %s", failure)
+        completed = completed and not failed
         status = RunStatus.to_string(RunStatus.FINISHED if completed else
                                      RunStatus.KILLED if interrupts.interrupted() else RunStatus.FAILED)
         summary_md = Path(self._sweep_dir) / "summary" / "summary.md"
@@ -169,6 +174,7 @@ class MlflowSweepCallback(Callback):
                 else:
                     tracking.finish_parent(store, parent_id, status)
                     log.info("MLflow parent run %s closed as %s: see %s", parent_id, status, summary_md)
+        return failed
 
     def _study_lock(self) -> contextlib.AbstractContextManager:
         """The lock of the search's study (see ``tssweep.shared_study``); none for a grid sweep."""

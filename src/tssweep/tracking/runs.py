@@ -263,8 +263,8 @@ def log_failure(store: Store, run_id: str, err: BaseException) -> None:
         trace = Path(folder) / "traceback.txt"
         trace.write_text("".join(traceback.format_exception(err)))
         try:
-            store.client.log_artifacts(run_id, folder)
             store.client.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:5000])
+            store.client.log_artifacts(run_id, folder)
         finally:
             store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
 

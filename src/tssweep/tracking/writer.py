@@ -127,4 +127,7 @@ def _serve(pipe, parents_end, store: Store) -> None:
                 store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
             except Exception as err:
                 failed.append(f"{run_name}: {type(err).__name__}: {err}")
-                log_failure(store, run_id, err)
+                try:  # FAILED in any case; its traceback too, where the store takes it
+                    log_failure(store, run_id, err)
+                except Exception as again:
+                    failed.append(f"{run_name}: its traceback was not logged: {type(again).__name__}: {again}")
