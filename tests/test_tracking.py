@@ -147,36 +147,52 @@ def _failing(run):
     raise ValueError("no space left on the artifact store")
 
 
-def test_the_writer_completes_what_it_was_handed_in_order_even_when_stopped_at_once(store, tmp_path):
+def test_the_writer_writes_runs_in_order_and_all_of_them_even_when_stopped_at_once(store, tmp_path):
     from tssweep.tracking import writer
 
     background = writer.start(store)
     try:
         assert writer.active(store) is background
-        folders = [tmp_path / "first", tmp_path / "second"]
-        ids = []
-        for folder, seconds in zip(folders, (1.0, 0.0)):
-            folder.mkdir()
-            with tracking.job_run(store, [], {}, None, folder.name) as run:
-                run.complete(_slowly_logged, seconds, str(folder))
-            ids.append(run.run_id)
-            assert status(store, run.run_id) == "RUNNING"  # handed over, not done yet
+        for name, seconds in (("first", 1.0), ("second", 0.0)):
+            (tmp_path / name).mkdir()
+            with tracking.job_run(store, [], {"kind": name}, None, name) as run:
+                run.log(params={"seed": 1})
+                run.complete(_slowly_logged, seconds, str(tmp_path / name))
+        # the first is still being completed (a second's sleep): none is FINISHED yet
+        assert "FINISHED" not in {run.info.status for run in runs_named(store).values()}
         with tracking.job_run(store, [], {}, None, "third") as run:
             run.complete(_failing)
-        ids.append(run.run_id)
+        with pytest.raises(KeyboardInterrupt):
+            with tracking.job_run(store, [], {}, None, "fourth") as run:
+                raise KeyboardInterrupt("received SIGINT")
+        with pytest.raises(RuntimeError):
+            with tracking.job_run(store, [], {}, None, "fifth") as run:
+                raise RuntimeError("the training diverged")
     finally:
         failed = background.stop()  # as the sweep's way out after Ctrl-C: drains first
     assert writer.active(store) is None
     assert failed == ["third: ValueError: no space left on the artifact store"]
-    first, second, third = (store.client.get_run(run_id) for run_id in ids)
-    assert [first.info.status, second.info.status, third.info.status] == ["FINISHED", "FINISHED", "FAILED"]
-    assert first.info.end_time <= second.info.end_time  # in the order handed over
-    for run in (first, second):
-        assert run.data.metrics == {"mase": 0.5} and run.data.params["completed_by"] != str(os.getpid())
+    runs = runs_named(store)
+    assert {name: run.info.status for name, run in runs.items()} == {
+        "first": "FINISHED", "second": "FINISHED", "third": "FAILED", "fourth": "KILLED", "fifth": "FAILED"}
+    ends = [runs[name].info.end_time for name in ("first", "second", "third", "fourth", "fifth")]
+    assert ends == sorted(ends)  # in the order asked
+    for name in ("first", "second"):
+        run = runs[name]
+        assert run.data.metrics == {"mase": 0.5} and run.data.params["seed"] == "1"
+        assert run.data.params["completed_by"] != str(os.getpid()) and run.data.tags["kind"] == name
         assert [a.path for a in store.client.list_artifacts(run.info.run_id)] == ["note.txt"]
-    assert third.data.tags["error"] == "ValueError: no space left on the artifact store"
-    assert [a.path for a in store.client.list_artifacts(third.info.run_id)] == ["traceback.txt"]
+    assert runs["third"].data.tags["error"] == "ValueError: no space left on the artifact store"
+    assert runs["fourth"].data.tags["interrupted"] == "received SIGINT"
+    assert runs["fifth"].data.tags["error"] == "RuntimeError: the training diverged"
+    for name in ("third", "fifth"):
+        trace = store.client.download_artifacts(runs[name].info.run_id, "traceback.txt", str(tmp_path))
+        assert "Traceback" in Path(trace).read_text()
     assert background.stop() == []  # once is enough
+
+
+def runs_named(store):
+    return {run.info.run_name: run for run in store.client.search_runs([store.experiment_id])}
 
 
 def test_a_saved_forecaster_loads_back_through_both_flavors(tmp_path):

@@ -18,7 +18,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from tssweep.objectives import test_twin
 from tssweep.redact import redact_uri
 from tssweep.report import EVALUATION
-from tssweep.tracking import names, owners
+from tssweep.tracking import names, owners, writer
 from tssweep.tracking.store import Store
 
 PARENT_RUN_ENV = "TSSWEEP_PARENT_RUN_ID"
@@ -54,27 +54,36 @@ _MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000
 
 
 class TrackedRun:
-    """One MLflow run to log to; callers hand it plain values, never mlflow objects."""
+    """One MLflow run to log to; callers hand it plain values, never mlflow objects.
+
+    In a sweep with a writer process (:mod:`tssweep.tracking.writer`), a job holds a
+    :class:`~tssweep.tracking.writer.PendingRun` instead, with the same methods, which
+    this class then runs in the writer."""
 
     def __init__(self, store: Store, run_id: str, name: str = ""):
         self.store = store
         self.run_id = run_id
         self.name = name
-        self.handed_over = False
+        self.completed = False
 
     def complete(self, work, *args) -> None:
         """Do ``work(run, *args)``, what the run needs after its training (its plots,
-        model, scores and artifacts): here, or in the sweep's writer process
-        (:mod:`tssweep.tracking.writer`), which then marks the run FINISHED itself.
-        ``work`` is a module-level function and ``args`` plain values, to be pickled."""
-        from tssweep.tracking import writer
+        model, scores and artifacts), then mark it FINISHED. ``work`` is a module-level
+        function and ``args`` plain values: a writer process may do it instead."""
+        work(self, *args)
+        self.end(RunStatus.to_string(RunStatus.FINISHED))
+        self.completed = True
 
-        background = writer.active(self.store)
-        if background is None:
-            work(self, *args)
-        else:
-            background.complete(self.run_id, self.name, work, args)
-            self.handed_over = True
+    def end(self, status: str, tags: Mapping[str, str] = {}) -> None:
+        """Close the run as ``status`` (FINISHED, KILLED), tagged with ``tags`` first."""
+        for key, value in tags.items():
+            self.store.client.set_tag(self.run_id, key, value)
+        self.store.client.set_terminated(self.run_id, status)
+
+    def fail(self, error: str, trace: str) -> None:
+        """Close the run as FAILED: ``error`` (type: message) as its ``error`` tag and
+        ``trace`` as ``traceback.txt``."""
+        log_failure(self.store, self.run_id, error, trace)
 
     def log(self, params: Mapping[str, object] = {}, metrics: Mapping[str, float] = {},
             tags: Mapping[str, object] = {}, step_metrics: Mapping[str, list[float]] = {}) -> None:
@@ -145,25 +154,26 @@ def job_run(store: Store, overrides: list[str], tags: Mapping[str, str], sweep_d
         run_name = name or names.child_name(overrides, swept, job_num) or single_name
         run_tags[PARENT_TAG] = parent_id
         run_tags[ROLE_TAG] = "child"
-    run = store.client.create_run(store.experiment_id, tags=run_tags, run_name=run_name)
-    run_id = run.info.run_id
-    run = TrackedRun(store, run_id, run_name)
+    background = writer.active(store)
+    if background is not None:  # opened, logged and closed by the writer, in order
+        run = background.open(store.experiment_id, run_tags, run_name)
+    else:
+        run = TrackedRun(store, store.client.create_run(store.experiment_id, tags=run_tags,
+                                                        run_name=run_name).info.run_id, run_name)
     try:
         yield run
     except KeyboardInterrupt as err:
-        store.client.set_tag(run_id, INTERRUPTED_TAG, str(err) or "interrupted")
-        store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        run.end(RunStatus.to_string(RunStatus.KILLED), {INTERRUPTED_TAG: str(err) or "interrupted"})
         raise
     except BaseException as err:
         if _is_pruned(err):
-            store.client.set_tag(run_id, PRUNED_TAG, str(err))
-            store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+            run.end(RunStatus.to_string(RunStatus.KILLED), {PRUNED_TAG: str(err)})
         else:
-            log_failure(store, run_id, err)
+            run.fail(*failure_text(err))
         raise
     else:
-        if not run.handed_over:  # else the writer marks it FINISHED once all is in
-            store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+        if not run.completed:
+            run.end(RunStatus.to_string(RunStatus.FINISHED))
 
 
 @lru_cache(maxsize=16)
@@ -257,13 +267,17 @@ def _is_pruned(err: BaseException) -> bool:
     return optuna is not None and isinstance(err, optuna.TrialPruned)
 
 
-def log_failure(store: Store, run_id: str, err: BaseException) -> None:
-    """Mark the run FAILED, with the error as a tag and its traceback as ``traceback.txt``."""
+def failure_text(err: BaseException) -> tuple[str, str]:
+    """An error as a run's ``error`` tag (type: message) and its traceback."""
+    return f"{type(err).__name__}: {err}"[:5000], "".join(traceback.format_exception(err))
+
+
+def log_failure(store: Store, run_id: str, error: str, trace: str) -> None:
+    """Mark the run FAILED, with ``error`` as a tag and ``trace`` as ``traceback.txt``."""
     with tempfile.TemporaryDirectory() as folder:
-        trace = Path(folder) / "traceback.txt"
-        trace.write_text("".join(traceback.format_exception(err)))
+        (Path(folder) / "traceback.txt").write_text(trace)
         try:
-            store.client.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:5000])
+            store.client.set_tag(run_id, "error", error)
             store.client.log_artifacts(run_id, folder)
         finally:
             store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))

@@ -1,37 +1,37 @@
-"""A process beside a local sweep that completes each child run while the next job trains.
+"""A process beside a local sweep that writes its child runs while the next job trains.
 
-After its training, a job's run still needs what only the store wants: the forecast
-plot, the model in MLflow's format, the datasets, the scores and the artifacts, then
-FINISHED. In a sweep whose jobs run in the callback's own process (Hydra's basic
-launcher), the callback forks this writer once the store is open, so the writer starts
-with everything imported and the store's client made; each job trains, hands the rest
-of its run over (:meth:`TrackedRun.complete <tssweep.tracking.runs.TrackedRun.complete>`)
-and returns, and the writer does that work, in order, on the other core while the next
-job trains.
+In a sweep whose jobs run in the callback's own process (Hydra's basic launcher), the
+callback forks this writer once the store is open, so it starts with everything
+imported and the store's client made. A job's run is then a :class:`PendingRun`: the
+job opens it, logs its params, trains, and hands over the rest (its plot, model,
+datasets, scores and artifacts: :meth:`PendingRun.complete`), and the writer does all
+of it, in the order it was asked, on the other core while the next job trains.
 
-- A run is marked FINISHED only once all of it is in the store. A completion that fails
-  marks the run FAILED with its traceback, and is reported when the sweep flushes.
-- The writer ignores Ctrl-C and SIGTERM: on the way out of an interrupted sweep the
-  callback flushes it first, so every run handed over is complete, and the parent is
-  closed after. If the sweep's process dies outright, the writer still completes what it
-  was handed, then ends with its pipe.
-- Jobs in other processes (joblib, Ray) and single runs complete their runs themselves.
+- A run is marked FINISHED only once all of it is in the store. If any of it fails,
+  the run is FAILED with the error and its traceback, the rest of it is dropped, and
+  the failure is reported when the sweep flushes the writer.
+- The writer ignores Ctrl-C and SIGTERM. On the way out of an interrupted sweep the
+  callback flushes it before closing the parent, so every run the jobs handed over is
+  complete, and the interrupted job's run is KILLED after them. If the sweep's process
+  dies outright, the writer still writes what it was sent, then ends with its pipe.
+- A message is sent whole: signals wait while it is written (an interrupt in the middle
+  of one would garble every message after it).
+- Jobs in other processes (joblib, Ray) and single runs write their runs themselves.
 """
 
 from __future__ import annotations
 
 import atexit
-import logging
+import itertools
 import multiprocessing
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from tssweep.tracking.store import Store
 
-log = logging.getLogger(__name__)
-
 _active: Writer | None = None
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class Writer:
@@ -45,19 +45,28 @@ class Writer:
         self._process.start()
         theirs.close()
         self.uri = store.uri
+        self._handles = itertools.count()
         # before multiprocessing's own exit handler, which would end the process unasked
         atexit.register(self.stop)
 
-    def complete(self, run_id: str, run_name: str, work: Callable, args: tuple) -> None:
-        """Have ``work(run, *args)`` done on the run, then the run marked FINISHED."""
-        self._pipe.send(("complete", run_id, run_name, work, args))
+    def open(self, experiment_id: str, tags: Mapping[str, str], name: str) -> PendingRun:
+        """A run to be created with ``tags`` and ``name``, and written, by the writer."""
+        handle = next(self._handles)
+        self.send(("open", handle, experiment_id, dict(tags), name))
+        return PendingRun(self, handle, name)
+
+    def send(self, message: tuple) -> None:
+        """Send ``message`` whole: Ctrl-C or SIGTERM arriving meanwhile is raised after."""
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            self._pipe.send(message)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def flush(self) -> list[str]:
-        """Wait until every run handed over is complete; the completions that failed,
-        one line each (``run name: error``)."""
-        if self._process.exitcode is not None:
-            return []
-        self._pipe.send(("flush",))
+        """Wait until everything sent is in the store; the runs that failed since the
+        last flush, one line each (``run name: error``)."""
+        self.send(("flush",))
         return self._pipe.recv()
 
     def stop(self) -> list[str]:
@@ -69,12 +78,46 @@ class Writer:
             return []
         try:
             failed = self.flush()
-            self._pipe.send(None)
+            self.send(None)
         except (BrokenPipeError, EOFError, ConnectionResetError):
-            failed = ["the writer process ended early: runs handed to it may still be RUNNING"]
+            failed = ["the writer process ended early: the runs it was sent may still be RUNNING"]
         self._pipe.close()
         self._process.join()
         return failed
+
+
+class PendingRun:
+    """A job's run as the writer holds it: the methods of
+    :class:`~tssweep.tracking.runs.TrackedRun`, sent to the writer to be done there."""
+
+    def __init__(self, writer: Writer, handle: int, name: str):
+        self._writer = writer
+        self._handle = handle
+        self.name = name
+        self.completed = False
+
+    def _call(self, method: str, *args, **kwargs) -> None:
+        self._writer.send(("call", self._handle, method, args, kwargs))
+
+    def log(self, params: Mapping[str, object] = {}, metrics: Mapping[str, float] = {},
+            tags: Mapping[str, object] = {}, step_metrics: Mapping[str, list[float]] = {}) -> None:
+        self._call("log", dict(params), dict(metrics), dict(tags), dict(step_metrics))
+
+    def log_datasets(self, *args, **kwargs) -> None:
+        self._call("log_datasets", *args, **kwargs)
+
+    def log_artifacts(self, *args, **kwargs) -> None:
+        self._call("log_artifacts", *args, **kwargs)
+
+    def complete(self, work: Callable, *args) -> None:
+        self._call("complete", work, *args)
+        self.completed = True
+
+    def end(self, status: str, tags: Mapping[str, str] = {}) -> None:
+        self._call("end", status, dict(tags))
+
+    def fail(self, error: str, trace: str) -> None:
+        self._call("fail", error, trace)
 
 
 def start(store: Store) -> Writer | None:
@@ -93,14 +136,12 @@ def active(store: Store) -> Writer | None:
 
 
 def _serve(pipe, parents_end, store: Store) -> None:
-    """The writer's loop: complete each run handed over, in order, until told to stop
-    or the sweep's end of the pipe closes."""
-    from mlflow.entities import RunStatus
-
-    from tssweep.tracking.runs import TrackedRun, log_failure
+    """The writer's loop: do what each message asks of its run, in order, until told to
+    stop or the sweep's end of the pipe closes."""
+    from tssweep.tracking.runs import TrackedRun, failure_text
 
     parents_end.close()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in _SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     # The store's client came with the fork. Its database connections are the sweep's:
     # they are forgotten here, not shared, and the pool opens the writer's own
@@ -109,6 +150,7 @@ def _serve(pipe, parents_end, store: Store) -> None:
     sql_store = sys.modules.get("mlflow.store.tracking.sqlalchemy_store")
     for engine in getattr(getattr(sql_store, "SqlAlchemyStore", None), "_engine_map", {}).values():
         engine.dispose(close=False)
+    runs: dict[int, TrackedRun | None] = {}  # None: failed, the rest of it dropped
     failed: list[str] = []
     while True:
         try:
@@ -120,14 +162,29 @@ def _serve(pipe, parents_end, store: Store) -> None:
         if message[0] == "flush":
             pipe.send(failed)
             failed = []
-        else:
-            _, run_id, run_name, work, args = message
+            continue
+        if message[0] == "open":
+            _, handle, experiment_id, tags, name = message
             try:
-                work(TrackedRun(store, run_id, run_name), *args)
-                store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+                runs[handle] = TrackedRun(store, store.client.create_run(
+                    experiment_id, tags=tags, run_name=name).info.run_id, name)
             except Exception as err:
-                failed.append(f"{run_name}: {type(err).__name__}: {err}")
-                try:  # FAILED in any case; its traceback too, where the store takes it
-                    log_failure(store, run_id, err)
-                except Exception as again:
-                    failed.append(f"{run_name}: its traceback was not logged: {type(again).__name__}: {again}")
+                runs[handle] = None
+                failed.append(f"{name}: not created: {type(err).__name__}: {err}")
+            continue
+        _, handle, method, args, kwargs = message
+        run = runs.get(handle)
+        if run is None:
+            continue
+        try:
+            getattr(run, method)(*args, **kwargs)
+        except Exception as err:
+            runs[handle] = None
+            failed.append(f"{run.name}: {type(err).__name__}: {err}")
+            try:  # FAILED in any case; its traceback too, where the store takes it
+                run.fail(*failure_text(err))
+            except Exception as again:
+                failed.append(f"{run.name}: its traceback was not logged: {type(again).__name__}: {again}")
+            continue
+        if method in ("complete", "end", "fail"):
+            del runs[handle]
