@@ -26,6 +26,7 @@ import itertools
 import multiprocessing
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping
 
 from tssweep.tracking.store import Store
@@ -50,9 +51,10 @@ class Writer:
         atexit.register(self.stop)
 
     def open(self, experiment_id: str, tags: Mapping[str, str], name: str) -> PendingRun:
-        """A run to be created with ``tags`` and ``name``, and written, by the writer."""
+        """A run to be created with ``tags`` and ``name``, and written, by the writer;
+        it starts now, when its job does, however busy the writer is."""
         handle = next(self._handles)
-        self.send(("open", handle, experiment_id, dict(tags), name))
+        self.send(("open", handle, experiment_id, dict(tags), name, int(time.time() * 1000)))
         return PendingRun(self, handle, name)
 
     def send(self, message: tuple) -> None:
@@ -164,10 +166,10 @@ def _serve(pipe, parents_end, store: Store) -> None:
             failed = []
             continue
         if message[0] == "open":
-            _, handle, experiment_id, tags, name = message
+            _, handle, experiment_id, tags, name, started = message
             try:
                 runs[handle] = TrackedRun(store, store.client.create_run(
-                    experiment_id, tags=tags, run_name=name).info.run_id, name)
+                    experiment_id, start_time=started, tags=tags, run_name=name).info.run_id, name)
             except Exception as err:
                 runs[handle] = None
                 failed.append(f"{name}: not created: {type(err).__name__}: {err}")
