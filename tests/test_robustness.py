@@ -202,7 +202,8 @@ def test_an_interrupted_grid_sweep_closes_its_runs(client, tmp_path, tracking_ur
     children = [r for r in runs if r.data.tags.get("tssweep.role") == "child"]
     assert parent.info.status == "KILLED" and "RUNNING" not in [r.info.status for r in runs]
     finished = [r for r in children if r.info.status == "FINISHED"]
-    assert finished and [r.info.run_name for r in finished] == ["none", "log"][:len(finished)]
+    order = ["none", "log", "detrend", "deseasonalize"]
+    assert 0 < len(finished) < len(order) and [r.info.run_name for r in finished] == order[:len(finished)]
     for child in finished:  # complete, as a child of an uninterrupted sweep
         assert {"mase", "test_mase", "fit_seconds"} <= set(child.data.metrics)
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
