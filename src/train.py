@@ -25,6 +25,9 @@ os.environ.setdefault("TSSWEEP_MODEL_TEMPLATES", os.path.join(os.environ["TSSWEE
 # Registered first, so it runs last: Python's final garbage collection would walk every
 # object sktime, MLflow and CatBoost made (about a second here) with nothing to free.
 atexit.register(gc.freeze)
+# Start-up makes only objects that live as long as the process: no collection until the
+# first job (tssweep.startup.done), which keeps them out of every later one.
+gc.disable()
 
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"

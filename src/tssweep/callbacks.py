@@ -40,6 +40,7 @@ from tssweep import (
     redact,
     shared_study,
     report,
+    startup,
     study_identity,
     tracking,
 )
@@ -129,6 +130,7 @@ class MlflowSweepCallback(Callback):
                 study=tracking.study_key(*self._study) if self._study else None)
         # jobs in this process hand the rest of their runs, after the training, to a
         # writer process beside them (forked outside the study's lock)
+        startup.done()  # before the fork, so that the writer shares start-up's pages
         if config.hydra.launcher.get("_target_") == _BASIC_LAUNCHER:
             self._writer = writer.start(self._store)
         atexit.register(self._close, completed=False)

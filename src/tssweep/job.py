@@ -31,6 +31,7 @@ from tssweep import (
     preprocess,
     pruning,
     redact,
+    startup,
     tracking,
 )
 from tssweep.objectives import evaluation_words, test_twin
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     """Train and score the configured pipeline, log it, return the value(s) to optimise."""
+    startup.done()
     _route_warnings_to_log()
     hydra_cfg = HydraConfig.get()
     choices = checks.group_choices(hydra_cfg.runtime.choices)
@@ -76,12 +78,13 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     name = f"trial {cfg.optuna_trial}" if cfg.get("optuna_trial") is not None else None
     with tracking.job_run(store, overrides, tags, sweep_dir, single_name, name,
                           hydra_cfg.job.num if in_sweep else None) as run:
-        params = {key: value for key, value in tracking.flatten(cfg).items()
+        # resolved once: the params now, the run's config.yaml with the rest of the run
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        params = {key: value for key, value in tracking.flatten(resolved).items()
                   if key != "optuna_trial" and key not in checks.OPTION_METADATA
                   and key not in _LEFT_TO_THE_MODEL}
         run.log(params={**params, **{f"{group}.name": option for group, option in choices.items()},
                         "dataset.name": dataset_name})
-        (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         folds_done: list[dict] = []
 
         def after_fold(fold: int, fold_scores: dict) -> None:
@@ -94,7 +97,7 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
             if in_sweep and task == "forecasting":  # alone, it was checked before the run
                 preprocess.check_applicable(cfg.preprocess, data, choices.get("preprocess", "?"))
             job = _classify if task == "classification" else _forecast
-            scores = job(cfg, choices, data, run, after_fold, artifacts, objectives[0])
+            scores = job(cfg, resolved, choices, data, run, after_fold, artifacts, objectives[0])
         except BaseException:
             # a pruned (or interrupted) run keeps the folds it finished
             if folds_done:
@@ -114,25 +117,26 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     return values[0] if isinstance(cfg.optimized_metric, str) else values
 
 
-def _forecast(cfg: DictConfig, choices: dict, series: pd.Series, run: tracking.TrackedRun,
+def _forecast(cfg: DictConfig, resolved: dict, choices: dict, series: pd.Series, run: tracking.TrackedRun,
               after_fold, artifacts: Path, metric: str) -> forecast_evaluation.ForecastEvaluation:
     """Backtest a forecasting pipeline and score its holdout; the rest of the run
     (:func:`_record_forecast`) is completed here or beside the next job."""
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
     scores = forecast_evaluation.evaluate_forecaster(pipeline, series, cfg.dataset, after_fold=after_fold,
                                                      exog=dataset.load_exog(cfg.dataset))
-    run.complete(_record_forecast, dataset.display_name(cfg.dataset, choices["dataset"]), series, scores,
-                 artifacts, metric, cfg.tracking.log_models == "all", _model_settings(cfg, scores.fitted))
+    run.complete(_record_forecast, resolved, dataset.display_name(cfg.dataset, choices["dataset"]), series,
+                 scores, artifacts, metric, cfg.tracking.log_models == "all", _model_settings(cfg, scores.fitted))
     return scores
 
 
-def _record_forecast(run: tracking.TrackedRun, dataset_name: str, series: pd.Series,
+def _record_forecast(run: tracking.TrackedRun, resolved: dict, dataset_name: str, series: pd.Series,
                      scores: forecast_evaluation.ForecastEvaluation, artifacts: Path, metric: str,
                      with_model: bool, settings: dict[str, object]) -> None:
-    """Log what a forecasting run keeps: the per-fold and per-point tables (a panel's
-    per-series scores too), the forecast plot, the feature importances, the datasets,
-    the model (``with_model``), the scores with the model ``settings`` it used, and
-    the job's artifacts folder."""
+    """Log what a forecasting run keeps: its config (``resolved``, as ``config.yaml``),
+    the per-fold and per-point tables (a panel's per-series scores too), the forecast
+    plot, the feature importances, the datasets, the model (``with_model``), the scores
+    with the model ``settings`` it used, and the job's artifacts folder."""
+    (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     test_metric = test_twin(metric)
     title = " ".join([dataset_name, run.name] + (
         [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
@@ -166,8 +170,8 @@ def _record_forecast(run: tracking.TrackedRun, dataset_name: str, series: pd.Ser
     run.log_artifacts(artifacts)
 
 
-def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.TrackedRun, after_fold,
-              artifacts: Path, metric: str) -> classification_evaluation.ClassificationEvaluation:
+def _classify(cfg: DictConfig, resolved: dict, choices: dict, split: tuple, run: tracking.TrackedRun,
+              after_fold, artifacts: Path, metric: str) -> classification_evaluation.ClassificationEvaluation:
     """Cross-validate a classification pipeline and score the test split; the rest of
     the run (:func:`_record_classification`) is completed here or beside the next job."""
     X_train, y_train, X_test, y_test = split
@@ -175,17 +179,19 @@ def _classify(cfg: DictConfig, choices: dict, split: tuple, run: tracking.Tracke
         preprocess.feature_transformer(cfg.preprocess), model.build_model(cfg.model),
         X_train, y_train, X_test, y_test, folds=int(cfg.dataset.cv.folds), seed=int(cfg.seed),
         after_fold=after_fold)
-    run.complete(_record_classification, dataset.display_name(cfg.dataset, choices["dataset"]), split, scores,
-                 artifacts, cfg.tracking.log_models == "all", _model_settings(cfg, scores.fitted))
+    run.complete(_record_classification, resolved, dataset.display_name(cfg.dataset, choices["dataset"]), split,
+                 scores, artifacts, cfg.tracking.log_models == "all", _model_settings(cfg, scores.fitted))
     return scores
 
 
-def _record_classification(run: tracking.TrackedRun, dataset_name: str, split: tuple,
+def _record_classification(run: tracking.TrackedRun, resolved: dict, dataset_name: str, split: tuple,
                            scores: classification_evaluation.ClassificationEvaluation, artifacts: Path,
                            with_model: bool, settings: dict[str, object]) -> None:
-    """Log what a classification run keeps: the per-fold and per-series tables, the
-    confusion matrix, the datasets, the model (``with_model``), the scores with the
-    model ``settings`` it used, and the job's artifacts folder."""
+    """Log what a classification run keeps: its config (``resolved``, as
+    ``config.yaml``), the per-fold and per-series tables, the confusion matrix, the
+    datasets, the model (``with_model``), the scores with the model ``settings`` it
+    used, and the job's artifacts folder."""
+    (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     X_train, y_train, X_test, y_test = split
     scores.fold_scores.to_csv(artifacts / "cv_folds.csv")
     scores.cv_points.to_csv(artifacts / "cv_points.csv", index=False)  # for the verdict

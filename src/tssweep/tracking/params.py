@@ -13,8 +13,9 @@ from tssweep.redact import SECRET_KEY, redact_uri
 _MAX_PARAM_LENGTH = 6000
 
 
-def flatten(cfg: DictConfig) -> dict[str, str]:
-    """Every leaf of a resolved config as ``group.key`` -> string, MLflow's param shape.
+def flatten(cfg: DictConfig | Mapping) -> dict[str, str]:
+    """Every leaf of a config (resolved here, or already as plain containers) as
+    ``group.key`` -> string, MLflow's param shape.
 
     Keys that look like secrets (password, token, secret, key) are left out, and
     credentials inside URIs are masked: params are readable by anyone with the store.
@@ -28,7 +29,7 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
         elif not SECRET_KEY.search(prefix.rsplit(".", 1)[-1]):  # scalars and lists
             flat[prefix] = redact_uri(str(node))[:_MAX_PARAM_LENGTH]
 
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    walk(OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg, "")
     return flat
 
 

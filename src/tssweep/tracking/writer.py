@@ -22,6 +22,7 @@ of it, in the order it was asked, on the other core while the next job trains.
 from __future__ import annotations
 
 import atexit
+import gc
 import itertools
 import multiprocessing
 import signal
@@ -145,6 +146,7 @@ def _serve(pipe, parents_end, store: Store) -> None:
     parents_end.close()
     for signum in _SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    gc.enable()  # start-up's objects were frozen before the fork (tssweep.startup)
     # The store's client came with the fork. Its database connections are the sweep's:
     # they are forgotten here, not shared, and the pool opens the writer's own
     # (SQLAlchemy's way after a fork). A tracking server's HTTP sessions are per process
