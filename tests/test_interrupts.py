@@ -1,5 +1,7 @@
 """Ctrl-C and SIGTERM are never lost, wherever in Python code they land."""
 
+import json
+import os
 import subprocess
 import sys
 
@@ -33,3 +35,53 @@ def test_a_signal_that_lands_in_a_finaliser_is_delivered_again():
                               capture_output=True, text=True, timeout=30)
         assert done.stdout.strip() == f"interrupted: received {name} {name}", done.stdout + done.stderr
         assert "Exception ignored" not in done.stderr
+
+
+CTRL_C_IN_THE_LAST_FLUSH = """
+import json, os, signal, sys, threading, time
+sys.path.insert(0, {src!r})
+from omegaconf import OmegaConf
+from tssweep import interrupts, tracking
+from tssweep.callbacks import MlflowSweepCallback
+from tssweep.tracking import writer
+
+def slowly_scored(run, seconds):
+    time.sleep(seconds)
+    run.log(metrics={{"mase": 0.5}})
+
+cfg = OmegaConf.create({{"uri": "sqlite:///{folder}/mlflow.db", "artifact_location": "{folder}/artifacts",
+                        "experiment": "tssweep", "registry": {{"enabled": False}}}})
+store = tracking.open_store(cfg)
+callback = MlflowSweepCallback()
+callback._store, callback._tracking_cfg, callback._metric = store, cfg, "mase"
+callback._sweep_dir = "{folder}/sweep"
+callback._parent_id = tracking.start_parent(store, callback._sweep_dir, "sweep", ["seed"], {{}})
+callback._writer = writer.start(store)
+with tracking.job_run(store, ["seed=1"], {{}}, callback._sweep_dir, "x") as run:
+    run.complete(slowly_scored, 1.5)
+interrupts.install()
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # while the writer completes it
+started = time.monotonic()
+try:
+    callback._close(completed=True)
+    print(json.dumps({{"raised": False}}))
+except KeyboardInterrupt as err:
+    runs = {{r.data.tags.get("tssweep.role"): r for r in store.client.search_runs([store.experiment_id])}}
+    print(json.dumps({{"raised": str(err), "waited": time.monotonic() - started,
+                      "parent": runs["parent"].info.status, "child": runs["child"].info.status,
+                      "child_mase": runs["child"].data.metrics.get("mase")}}))
+"""
+
+
+def test_ctrl_c_during_a_sweeps_last_flush_still_completes_the_children_and_closes_the_parent(tmp_path):
+    # the signal lands while the callback waits for the writer at the sweep's end: the
+    # writer still completes the child it was handed, the parent is closed as KILLED,
+    # and the interrupt goes on to the command (exit 130)
+    script = CTRL_C_IN_THE_LAST_FLUSH.format(src=str(ROOT / "src"), folder=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["raised"] == "received SIGINT"
+    assert seen["child"] == "FINISHED" and seen["child_mase"] == 0.5 and seen["waited"] >= 1.0
+    assert seen["parent"] == "KILLED"

@@ -151,7 +151,13 @@ class MlflowSweepCallback(Callback):
         store, parent_id = self._store, self._parent_id
         self._parent_id = None
         # every run handed to the writer complete, before the summary reads them
-        failed = self._writer.stop() if self._writer is not None else []
+        interrupted_here = False
+        try:
+            failed = self._writer.stop() if self._writer is not None else []
+        except KeyboardInterrupt:
+            # Ctrl-C during the last flush: the writer still completes what it has (only
+            # the first signal interrupts), then the sweep closes as interrupted
+            failed, completed, interrupted_here = self._writer.stop(), False, True
         for failure in failed:
             log.error("A child run failed after its training, and is FAILED: %s", failure)
         completed = completed and not failed
@@ -176,6 +182,8 @@ class MlflowSweepCallback(Callback):
                 else:
                     tracking.finish_parent(store, parent_id, status)
                     log.info("MLflow parent run %s closed as %s: see %s", parent_id, status, summary_md)
+        if interrupted_here:
+            raise KeyboardInterrupt(f"received {interrupts.signal_name()}")
         return failed
 
     def _study_lock(self) -> contextlib.AbstractContextManager:

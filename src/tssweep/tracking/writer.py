@@ -83,7 +83,10 @@ class Writer:
             failed = self.flush()
             self.send(None)
         except (BrokenPipeError, EOFError, ConnectionResetError):
-            failed = ["the writer process ended early: the runs it was sent may still be RUNNING"]
+            self._process.join()  # it ended: told to (a Ctrl-C cut this short before), or not
+            failed = [] if self._process.exitcode == 0 else [
+                f"the writer process ended early (exit code {self._process.exitcode}): "
+                "the runs it was sent may still be RUNNING"]
         self._pipe.close()
         self._process.join()
         return failed
