@@ -3,6 +3,7 @@ every run ends with its true status."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -189,6 +190,22 @@ def test_the_writer_writes_runs_in_order_and_all_of_them_even_when_stopped_at_on
         trace = store.client.download_artifacts(runs[name].info.run_id, "traceback.txt", str(tmp_path))
         assert "Traceback" in Path(trace).read_text()
     assert background.stop() == []  # once is enough
+
+
+def test_jobs_write_their_own_runs_once_the_writer_is_gone(store):
+    from tssweep.tracking import writer
+
+    background = writer.start(store)
+    with tracking.job_run(store, [], {}, None, "handed") as run:
+        run.log(params={"seed": 1})
+    os.kill(background._process.pid, signal.SIGKILL)  # as the OOM killer would
+    background._process.join(timeout=10)
+    assert writer.active(store) is None
+    with tracking.job_run(store, [], {}, None, "alone") as run:
+        run.log(params={"seed": 2})
+    assert runs_named(store)["alone"].info.status == "FINISHED"
+    (said,) = background.stop()
+    assert said.startswith("the writer process ended early (exit code -9)")
 
 
 def runs_named(store):

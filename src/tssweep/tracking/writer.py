@@ -66,6 +66,9 @@ class Writer:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
     def flush(self) -> list[str]:
         """Wait until everything sent is in the store; the runs that failed since the
         last flush, one line each (``run name: error``)."""
@@ -137,8 +140,11 @@ def start(store: Store) -> Writer | None:
 
 
 def active(store: Store) -> Writer | None:
-    """The writer this process's sweep started for ``store``, if any."""
-    return _active if _active is not None and _active.uri == store.uri else None
+    """The writer this process's sweep started for ``store``, if any and still alive
+    (should it die, the jobs after write their runs themselves)."""
+    if _active is None or _active.uri != store.uri or not _active.alive():
+        return None
+    return _active
 
 
 def _serve(pipe, parents_end, store: Store) -> None:
