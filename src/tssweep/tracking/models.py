@@ -91,7 +91,7 @@ def _forecaster_template(target: str, steps: int, panel: bool, with_package: boo
     """
     kept = os.environ.get(TEMPLATES_ENV)
     if kept:
-        folder = Path(kept) / _template_digest(target, steps, panel, with_package, exog, example_series)
+        folder = Path(kept) / _template_digest((target, steps, panel, exog, example_series), with_package)
         if not (folder / "model" / "MLmodel").is_file():
             Path(kept).mkdir(parents=True, exist_ok=True)
             writing = Path(tempfile.mkdtemp(prefix=".writing-", dir=kept))
@@ -110,16 +110,16 @@ def _forecaster_template(target: str, steps: int, panel: bool, with_package: boo
     return folder / "model", Model.load(str(folder / "model" / "MLmodel"))
 
 
-def _template_digest(*arguments) -> str:
-    """What a template is made of, as a folder name: its arguments, Python's and the
-    pinned packages' versions (MLflow's among them), and the source files it copies."""
-    with_package = arguments[3]
+def _template_digest(arguments: tuple, with_package: bool) -> str:
+    """What a template is made of, as a folder name: its other ``arguments``, Python's
+    and the pinned packages' versions (MLflow's among them), and the source files it
+    copies (the loader; the whole package ``with_package``)."""
     sources = [Path(serving.__file__)]
     if with_package:
         import tssweep
 
         sources += sorted(Path(tssweep.__file__).parent.rglob("*.py"))
-    digest = hashlib.sha256(repr((arguments, sys.version, version("mlflow"),
+    digest = hashlib.sha256(repr((arguments, with_package, sys.version, version("mlflow"),
                                   _pinned(_MODEL_REQUIREMENTS))).encode())
     for source in sources:
         digest.update(source.read_bytes())

@@ -76,14 +76,19 @@ class TrackedRun:
 
     def end(self, status: str, tags: Mapping[str, str] = {}) -> None:
         """Close the run as ``status`` (FINISHED, KILLED), tagged with ``tags`` first."""
-        for key, value in tags.items():
-            self.store.client.set_tag(self.run_id, key, value)
+        self.log(tags=tags)
         self.store.client.set_terminated(self.run_id, status)
 
     def fail(self, error: str, trace: str) -> None:
-        """Close the run as FAILED: ``error`` (type: message) as its ``error`` tag and
-        ``trace`` as ``traceback.txt``."""
-        log_failure(self.store, self.run_id, error, trace)
+        """Close the run as FAILED: ``error`` (type: message) as its ``error`` tag, then
+        ``trace`` as ``traceback.txt``, where the store takes them."""
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "traceback.txt").write_text(trace)
+            try:
+                self.log(tags={"error": error})
+                self.log_artifacts(Path(folder))
+            finally:
+                self.store.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FAILED))
 
     def log(self, params: Mapping[str, object] = {}, metrics: Mapping[str, float] = {},
             tags: Mapping[str, object] = {}, step_metrics: Mapping[str, list[float]] = {}) -> None:
@@ -143,7 +148,9 @@ def job_run(store: Store, overrides: list[str], tags: Mapping[str, str], sweep_d
     given) it is a child of the sweep's parent run, named by its own values of the
     swept keys (:func:`tssweep.tracking.names.child_name`); alone, ``single_name``. An
     exception marks it FAILED with its traceback as ``traceback.txt``, Ctrl-C marks it
-    KILLED; both are re-raised so Hydra reports the job as failed.
+    KILLED; both are re-raised so Hydra reports the job as failed. With the sweep's
+    writer process running, the run is a :class:`~tssweep.tracking.writer.PendingRun`
+    that the writer creates, logs and closes, in this order.
     """
     # as text: a tracking server's protocol takes no numbers in tags (SQLite does)
     run_tags = {**{key: str(value) for key, value in tags.items()}, owners.OWNERS_TAG: owners.this_process()}
@@ -270,17 +277,6 @@ def _is_pruned(err: BaseException) -> bool:
 def failure_text(err: BaseException) -> tuple[str, str]:
     """An error as a run's ``error`` tag (type: message) and its traceback."""
     return f"{type(err).__name__}: {err}"[:5000], "".join(traceback.format_exception(err))
-
-
-def log_failure(store: Store, run_id: str, error: str, trace: str) -> None:
-    """Mark the run FAILED, with ``error`` as a tag and ``trace`` as ``traceback.txt``."""
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "traceback.txt").write_text(trace)
-        try:
-            store.client.set_tag(run_id, "error", error)
-            store.client.log_artifacts(run_id, folder)
-        finally:
-            store.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
 
 
 def scored_on(run) -> dict[str, str]:

@@ -97,7 +97,8 @@ class Writer:
 
 class PendingRun:
     """A job's run as the writer holds it: the methods of
-    :class:`~tssweep.tracking.runs.TrackedRun`, sent to the writer to be done there."""
+    :class:`~tssweep.tracking.runs.TrackedRun` a job calls (the rest of the run is
+    logged inside :meth:`complete`'s work), sent to the writer to be done there."""
 
     def __init__(self, writer: Writer, handle: int, name: str):
         self._writer = writer
@@ -111,12 +112,6 @@ class PendingRun:
     def log(self, params: Mapping[str, object] = {}, metrics: Mapping[str, float] = {},
             tags: Mapping[str, object] = {}, step_metrics: Mapping[str, list[float]] = {}) -> None:
         self._call("log", dict(params), dict(metrics), dict(tags), dict(step_metrics))
-
-    def log_datasets(self, *args, **kwargs) -> None:
-        self._call("log_datasets", *args, **kwargs)
-
-    def log_artifacts(self, *args, **kwargs) -> None:
-        self._call("log_artifacts", *args, **kwargs)
 
     def complete(self, work: Callable, *args) -> None:
         self._call("complete", work, *args)
