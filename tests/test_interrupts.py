@@ -53,11 +53,12 @@ cfg = OmegaConf.create({{"uri": "sqlite:///{folder}/mlflow.db", "artifact_locati
                         "experiment": "tssweep", "registry": {{"enabled": False}}}})
 store = tracking.open_store(cfg)
 callback = MlflowSweepCallback()
-callback._store, callback._tracking_cfg, callback._metric = store, cfg, "mase"
+callback._where, callback._tracking_cfg, callback._metric = tracking.where(cfg), cfg, "mase"
 callback._sweep_dir = "{folder}/sweep"
 callback._parent_id = tracking.start_parent(store, callback._sweep_dir, "sweep", ["seed"], {{}})
-callback._writer = writer.start(store)
-with tracking.job_run(store, ["seed=1"], {{}}, callback._sweep_dir, "x") as run:
+callback._writer = writer.start(callback._where)
+callback._writer.sweep = (callback._parent_id, store.experiment_id, ("seed",))
+with tracking.job_run(callback._where, ["seed=1"], {{}}, callback._sweep_dir, "x") as run:
     run.complete(slowly_scored, 1.5)
 interrupts.install()
 threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # while the writer completes it

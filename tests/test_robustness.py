@@ -140,16 +140,32 @@ def start(tmp_path, tracking_uri, *args):
         env={"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"})
 
 
-def wait_for_first_child(client, process, timeout=120, children=1):
+def wait_for_first_child(client, process, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[1][-3000:]
         experiment = client.get_experiment_by_name("tssweep")
-        if experiment and len(client.search_runs([experiment.experiment_id],
-                                                 "tags.`tssweep.role` = 'child'")) >= children:
+        if experiment and client.search_runs([experiment.experiment_id],
+                                             "tags.`tssweep.role` = 'child'"):
             return
         time.sleep(0.05)
-    raise AssertionError(f"{children} child runs did not appear")
+    raise AssertionError("no child run appeared")
+
+
+def wait_for_job(tmp_path, process, number, training=False, timeout=120):
+    """Until the sweep's job ``number`` (0, 1, ...) has started (Hydra made its folder),
+    or with ``training``, is training: its run opened right after its ``artifacts``
+    folder was made, and its training takes over a second. The run may reach the store
+    later, written by the sweep's writer process."""
+    made = "artifacts" if training else ".hydra/overrides.yaml"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        if list((tmp_path / "outputs" / "multiruns").glob(f"*/{number}/{made}")):
+            time.sleep(0.3 if training else 0)
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"job {number} did not start")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -157,7 +173,7 @@ def test_an_interrupted_search_closes_everything_and_resumes(train, client, tmp_
     # trials of a few seconds, so the signal lands in the middle of the search
     search = ["-m", "hparams_search=catboost_optuna", "hydra.sweeper.n_trials=4", "model.iterations=600"]
     process = start(tmp_path, tracking_uri, *search)
-    wait_for_first_child(client, process)
+    wait_for_job(tmp_path, process, 0, training=True)
     sent = time.monotonic()
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
@@ -193,7 +209,7 @@ def test_an_interrupted_grid_sweep_closes_its_runs(client, tmp_path, tracking_ur
     # writer process (its plot, model and scores may still be on their way), and the
     # sweep's way out completes it before closing the parent
     process = start(tmp_path, tracking_uri, "-m", "preprocess=none,log,detrend,deseasonalize")
-    wait_for_first_child(client, process, children=2)
+    wait_for_job(tmp_path, process, 1)
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=60)
     assert process.returncode == 130

@@ -36,6 +36,12 @@ def store(tmp_path, monkeypatch):
     return tracking.open_store(tracking_cfg(tmp_path))
 
 
+@pytest.fixture
+def where(store, tmp_path):
+    """Where ``store`` is, as a job is told (``tracking.job_run`` opens the same store)."""
+    return tracking.where(tracking_cfg(tmp_path))
+
+
 def test_store_and_artifacts_land_where_configured(store, tmp_path):
     assert (tmp_path / "store" / "mlflow.db").is_file()
     experiment = store.client.get_experiment(store.experiment_id)
@@ -63,15 +69,15 @@ def status(store, run_id):
     return store.client.get_run(run_id).info.status
 
 
-def test_a_job_run_ends_finished_failed_or_killed(store, tmp_path):
-    with tracking.job_run(store, [], {}, None, "fine") as run:
+def test_a_job_run_ends_finished_failed_or_killed(store, where, tmp_path):
+    with tracking.job_run(where, [], {}, None, "fine") as run:
         run.log(params={"p": 1}, metrics={"m": 0.5}, step_metrics={"fold_m": [1.0, 2.0, 3.0]})
     assert status(store, run.run_id) == "FINISHED"
     history = store.client.get_metric_history(run.run_id, "fold_m")
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 2.0), (2, 3.0)]
 
     with pytest.raises(ZeroDivisionError):
-        with tracking.job_run(store, [], {}, None, "broken") as broken:
+        with tracking.job_run(where, [], {}, None, "broken") as broken:
             1 / 0
     assert status(store, broken.run_id) == "FAILED"
     assert store.client.get_run(broken.run_id).data.tags["error"].startswith("ZeroDivisionError")
@@ -79,13 +85,13 @@ def test_a_job_run_ends_finished_failed_or_killed(store, tmp_path):
     assert "1 / 0" in trace.read_text()
 
     with pytest.raises(KeyboardInterrupt):
-        with tracking.job_run(store, [], {}, None, "stopped") as stopped:
+        with tracking.job_run(where, [], {}, None, "stopped") as stopped:
             raise KeyboardInterrupt
     assert status(store, stopped.run_id) == "KILLED"
 
 
-def test_log_batches_past_mlflows_limits(store):
-    with tracking.job_run(store, [], {}, None, "wide") as run:
+def test_log_batches_past_mlflows_limits(store, where):
+    with tracking.job_run(where, [], {}, None, "wide") as run:
         run.log(params={f"p{i}": i for i in range(250)}, tags={f"t{i}": i for i in range(150)})
     data = store.client.get_run(run.run_id).data
     assert len(data.params) == 250 and sum(key[0] == "t" and key[1:].isdigit() for key in data.tags) == 150
@@ -119,16 +125,16 @@ def test_children_logging_the_same_new_dataset_at_once_all_get_it(store):
     assert digests == [f"digest{i // 6}" for i in range(48)]
 
 
-def test_children_find_their_parent_from_the_env_or_by_sweep_dir(store, monkeypatch):
+def test_children_find_their_parent_from_the_env_or_by_sweep_dir(store, where, monkeypatch):
     parent = tracking.start_parent(store, "/sweeps/one", "sweep", ["preprocess"], {})
-    with tracking.job_run(store, ["preprocess=log", "seed=3"], {}, "/sweeps/one", "x") as local:
+    with tracking.job_run(where, ["preprocess=log", "seed=3"], {}, "/sweeps/one", "x") as local:
         pass
     assert local.name == "log"  # by the swept key's value alone
     # a job on another machine has no such environment variable
     monkeypatch.delenv(tracking.PARENT_RUN_ENV)
     tracking.start_parent(store, "/sweeps/other", "other sweep", [], {})
     monkeypatch.delenv(tracking.PARENT_RUN_ENV)
-    with tracking.job_run(store, ["preprocess=none"], {}, "/sweeps/one", "x") as remote:
+    with tracking.job_run(where, ["preprocess=none"], {}, "/sweeps/one", "x") as remote:
         pass
     assert [child.info.run_id for child in tracking.child_runs(store, parent)] == \
         [local.run_id, remote.run_id]
@@ -148,40 +154,57 @@ def _failing(run):
     raise ValueError("no space left on the artifact store")
 
 
-def test_the_writer_writes_runs_in_order_and_all_of_them_even_when_stopped_at_once(store, tmp_path):
+def _sweep_with_a_writer(store, where, tmp_path):
+    """A parent, and the writer a sweep's callback starts for it."""
     from tssweep.tracking import writer
 
-    background = writer.start(store)
+    background = writer.start(where)
+    parent = background.call(_parent_of, where, str(tmp_path / "sweep"))
+    background.sweep = (parent, store.experiment_id, ())
+    return background, parent
+
+
+def _parent_of(where, sweep_dir):
+    return tracking.start_parent(tracking.open_store(where), sweep_dir, "sweep", [], {})
+
+
+def test_the_writer_writes_runs_in_order_and_all_of_them_even_when_stopped_at_once(store, where, tmp_path):
+    from tssweep.tracking import writer
+
+    background, parent = _sweep_with_a_writer(store, where, tmp_path)
+    sweep_dir = str(tmp_path / "sweep")
     try:
-        assert writer.active(store) is background
+        assert writer.active(where) is background
         for name, seconds in (("first", 1.0), ("second", 0.0)):
             (tmp_path / name).mkdir()
-            with tracking.job_run(store, [], {"kind": name}, None, name) as run:
+            with tracking.job_run(where, [], {"kind": name}, sweep_dir, name) as run:
                 run.log(params={"seed": 1})
                 run.complete(_slowly_logged, seconds, str(tmp_path / name))
         # the first is still being completed (a second's sleep): none is FINISHED yet
-        assert "FINISHED" not in {run.info.status for run in runs_named(store).values()}
-        with tracking.job_run(store, [], {}, None, "third") as run:
+        assert "FINISHED" not in {run.info.status for name, run in runs_named(store).items() if name != "sweep"}
+        with tracking.job_run(where, [], {}, sweep_dir, "third") as run:
             run.complete(_failing)
         with pytest.raises(KeyboardInterrupt):
-            with tracking.job_run(store, [], {}, None, "fourth") as run:
+            with tracking.job_run(where, [], {}, sweep_dir, "fourth") as run:
                 raise KeyboardInterrupt("received SIGINT")
         with pytest.raises(RuntimeError):
-            with tracking.job_run(store, [], {}, None, "fifth") as run:
+            with tracking.job_run(where, [], {}, sweep_dir, "fifth") as run:
                 raise RuntimeError("the training diverged")
     finally:
         failed = background.stop()  # as the sweep's way out after Ctrl-C: drains first
-    assert writer.active(store) is None
+    assert writer.active(where) is None
     assert failed == ["third: ValueError: no space left on the artifact store"]
     runs = runs_named(store)
     assert {name: run.info.status for name, run in runs.items()} == {
-        "first": "FINISHED", "second": "FINISHED", "third": "FAILED", "fourth": "KILLED", "fifth": "FAILED"}
+        "sweep": "RUNNING", "first": "FINISHED", "second": "FINISHED", "third": "FAILED", "fourth": "KILLED",
+        "fifth": "FAILED"}
     ends = [runs[name].info.end_time for name in ("first", "second", "third", "fourth", "fifth")]
     assert ends == sorted(ends)  # in the order asked
     for name in ("first", "second"):
         run = runs[name]
         assert run.data.metrics == {"mase": 0.5} and run.data.params["seed"] == "1"
         assert run.data.params["completed_by"] != str(os.getpid()) and run.data.tags["kind"] == name
+        assert run.data.tags["mlflow.parentRunId"] == parent
         assert [a.path for a in store.client.list_artifacts(run.info.run_id)] == ["note.txt"]
     assert runs["third"].data.tags["error"] == "ValueError: no space left on the artifact store"
     assert runs["fourth"].data.tags["interrupted"] == "received SIGINT"
@@ -192,18 +215,50 @@ def test_the_writer_writes_runs_in_order_and_all_of_them_even_when_stopped_at_on
     assert background.stop() == []  # once is enough
 
 
-def test_jobs_write_their_own_runs_once_the_writer_is_gone(store):
+def _refusing(where):
+    from tssweep.errors import BadInput
+
+    raise BadInput("tracking.uri", where.uri, "no store there.")
+
+
+def _breaking(where):
+    raise OSError("disk full")
+
+
+def test_the_writer_answers_calls_in_order_with_their_results_and_their_errors(store, where, tmp_path):
     from tssweep.tracking import writer
 
-    background = writer.start(store)
-    with tracking.job_run(store, [], {}, None, "handed") as run:
+    background, parent = _sweep_with_a_writer(store, where, tmp_path)
+    try:
+        # the parent the call made is the store's, made by another process
+        (made,) = [run for run in store.client.search_runs([store.experiment_id])]
+        assert made.info.run_id == parent and made.data.tags["tssweep.owners"].split("/")[1] == str(
+            background._process.pid)
+        with pytest.raises(writer.CallRefused, match=r"tracking.uri='sqlite:.*': no store there."):
+            background.call(_refusing, where)
+        with pytest.raises(writer.CallFailed, match=r"OSError: disk full(.|\n)*Traceback"):
+            background.call(_breaking, where)
+        assert background.call(_parent_of, where, str(tmp_path / "again")) != parent  # still serving
+    finally:
+        background.stop()
+    # once it is gone, a call is done here
+    assert writer.call(_parent_of, where, str(tmp_path / "here")) not in (parent, None)
+
+
+def test_jobs_write_their_own_runs_once_the_writer_is_gone(store, where, tmp_path):
+    from tssweep.tracking import writer
+
+    background, parent = _sweep_with_a_writer(store, where, tmp_path)
+    sweep_dir = str(tmp_path / "sweep")
+    with tracking.job_run(where, [], {}, sweep_dir, "handed") as run:
         run.log(params={"seed": 1})
     os.kill(background._process.pid, signal.SIGKILL)  # as the OOM killer would
     background._process.join(timeout=10)
-    assert writer.active(store) is None
-    with tracking.job_run(store, [], {}, None, "alone") as run:
+    assert writer.active(where) is None
+    with tracking.job_run(where, [], {}, sweep_dir, "alone") as run:
         run.log(params={"seed": 2})
-    assert runs_named(store)["alone"].info.status == "FINISHED"
+    alone = runs_named(store)["alone"]
+    assert alone.info.status == "FINISHED" and alone.data.tags["mlflow.parentRunId"] == parent
     (said,) = background.stop()
     assert said.startswith("the writer process ended early (exit code -9)")
 

@@ -1,13 +1,15 @@
 """The Hydra callback that makes a multirun one MLflow parent run with nested children.
 
 Registered in ``conf/hydra/default.yaml``. ``on_multirun_start`` runs once in the main
-process before any job. First it refuses what cannot work, so nothing is left
-half-made: the job checks on every value the sweep will try and, for tssweep's Optuna
-sweeper, the search space (parsed by the sweeper's own parser, narrowed to the data),
-the directions against the metric, and a study whose stored setup differs
-(``tssweep.study_identity``). Then it creates the store (so parallel workers never race
-to create a fresh SQLite schema) and the parent run. At the end the parent gets the ranking of its
-children and a verdict on the winner. Hydra skips ``on_multirun_end`` when a job
+process before any job. It forks the sweep's writer process (``tssweep.tracking.writer``),
+which does the sweep's MLflow work: it imports mlflow and readies the store while this
+process refuses what cannot work, so nothing is left half-made: the job checks on every
+value the sweep will try and, for tssweep's Optuna sweeper, the search space (parsed
+by the sweeper's own parser, narrowed to the data), the directions against the metric,
+and a study whose stored setup differs (``tssweep.study_identity``). Then the writer
+creates the store (so parallel workers never race to create a fresh SQLite schema) and
+the parent run. At the end the parent gets the ranking of its children and a verdict
+on the winner, written by the writer too. Hydra skips ``on_multirun_end`` when a job
 failed, so the same closing step is also registered with ``atexit``: the parent is
 closed, with its summary, however the sweep ends.
 """
@@ -25,14 +27,12 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
-from mlflow.entities import RunStatus
 from hydra_plugins.tssweep_ray_launcher import ray_launcher
 from omegaconf import DictConfig, OmegaConf
 
 from tssweep import (
     checks,
     dataset,
-    hparams_search,
     interrupts,
     objectives,
     overrides,
@@ -40,11 +40,10 @@ from tssweep import (
     redact,
     shared_study,
     report,
-    startup,
     study_identity,
     tracking,
 )
-from tssweep.tracking import dashboard, names, writer
+from tssweep.tracking import dashboard, names, owners, writer
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +52,6 @@ _COMPARED = 50
 # the parent's tag listing the versions its winners became (name/version@alias)
 REGISTERED_TAG = "tssweep.registered"
 SWEEPER_TARGET = "hydra_plugins.tssweep_optuna_sweeper.sweeper.ResumableOptunaSweeper"
-# jobs of this launcher run in the callback's own process, one after another
-_BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 FILTER = "tssweep.hparams_search.drop_inapplicable"
 
 
@@ -67,7 +64,7 @@ class MlflowSweepCallback(Callback):
     """
 
     def __init__(self) -> None:
-        self._store: tracking.Store | None = None
+        self._where: tracking.Where | None = None
         self._parent_id: str | None = None
         self._metric = ""
         self._sweep_dir = ""
@@ -81,15 +78,25 @@ class MlflowSweepCallback(Callback):
         self._tracking_cfg: DictConfig | None = None
         self._writer: writer.Writer | None = None
 
+    def __getstate__(self) -> dict:
+        # a parallel launcher sends Hydra's callbacks to its workers: not this process's writer
+        return {**self.__dict__, "_writer": None}
+
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        # MLflow's work is the writer's, forked first: it imports mlflow and opens the
+        # store on the other core while this process checks the sweep
+        self._where = tracking.where(config.tracking)
+        self._writer = writer.start(self._where)
         # Hydra turns a callback's exception into a warning and runs the sweep anyway,
         # whose jobs would then find no parent: stop the command here instead.
         try:
             self._open_parent(config)
         except CompactHydraException as err:  # a BadInput, or Hydra's own words
+            self._stop_writer()
             print(err, file=sys.stderr)
             raise SystemExit(1) from None
         except Exception:
+            self._stop_writer()
             traceback.print_exc()
             raise SystemExit(1) from None
 
@@ -100,10 +107,11 @@ class MlflowSweepCallback(Callback):
         objective_names, directions, task_name = _refuse_bad_input(config, swept_keys)
         self._metric = objective_names[0]
         self._task = task_name
-        self._summary_cfg = config.summary
+        # on their own (the writer is sent them), not as nodes of the whole config
+        self._summary_cfg = _detached(config.summary)
         self._seed = int(config.seed)
         self._swept = swept_keys
-        self._tracking_cfg = config.tracking
+        self._tracking_cfg = _detached(config.tracking)
         self._sweep_dir = os.path.abspath(str(config.hydra.sweep.dir))
         sweeper = config.hydra.sweeper
         identity: dict[str, str] = {}
@@ -113,28 +121,26 @@ class MlflowSweepCallback(Callback):
                 identity = study_identity.of_sweep(config, swept_keys)
                 study_identity.check_study(*self._study, identity, directions)
         task_overrides = redact.redact_overrides(task_overrides)
+        self._ui = dashboard.ui_url(config.tracking, self._where.uri)
+        self._name = names.parent_name(
+            task_overrides, dataset.display_name(config.dataset, config.hydra.runtime.choices.dataset),
+            search="optuna" in str(sweeper.get("_target_", "")))
+        tags = {"tssweep.overrides": " ".join(task_overrides), "optimized_metric": self._metric,
+                **{f"study.{key}": value for key, value in identity.items()}}
         # processes sharing a study must create the experiment and find or create its
         # one parent one at a time
         with self._study_lock():
-            self._store = tracking.open_store(config.tracking)
-            self._ui = dashboard.ui_url(config.tracking, self._store.uri)
-            self._name = names.parent_name(
-                task_overrides, dataset.display_name(config.dataset, config.hydra.runtime.choices.dataset),
-                search="optuna" in str(sweeper.get("_target_", "")))
-            self._parent_id = tracking.start_parent(
-                self._store, self._sweep_dir, run_name=self._name,
-                swept_keys=swept_keys,
-                tags={"tssweep.overrides": " ".join(task_overrides), "optimized_metric": self._metric,
-                      **{f"study.{key}": value for key, value in identity.items()},
-                      **tracking.source_tags(str(config.paths.root_dir))},
-                study=tracking.study_key(*self._study) if self._study else None)
-        # jobs in this process hand the rest of their runs, after the training, to a
-        # writer process beside them (forked outside the study's lock)
-        startup.done()  # before the fork, so that the writer shares start-up's pages
-        if config.hydra.launcher.get("_target_") == _BASIC_LAUNCHER:
-            self._writer = writer.start(self._store)
+            self._parent_id, experiment_id = writer.call(
+                _start_parent, self._where, self._sweep_dir, self._name, swept_keys, tags,
+                tracking.study_key(*self._study) if self._study else None, owners.this_process(),
+                str(config.paths.root_dir))
+        # the jobs of this process hand their runs to the writer; local workers find the
+        # parent in their environment (tssweep.tracking.find_parent)
+        os.environ[tracking.PARENT_RUN_ENV] = self._parent_id
+        if self._writer is not None:
+            self._writer.sweep = (self._parent_id, experiment_id, tuple(swept_keys))
         atexit.register(self._close, completed=False)
-        log.info("MLflow parent run %s in %s", self._parent_id, self._store.uri)
+        log.info("MLflow parent run %s in %s", self._parent_id, self._where.uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         if self._close(completed=True):
@@ -148,30 +154,24 @@ class MlflowSweepCallback(Callback):
         A no-op after the first call."""
         if self._parent_id is None:
             return []
-        store, parent_id = self._store, self._parent_id
+        where, parent_id = self._where, self._parent_id
         self._parent_id = None
-        # every run handed to the writer complete, before the summary reads them
-        interrupted_here = False
-        try:
-            failed = self._writer.stop() if self._writer is not None else []
-        except KeyboardInterrupt:
-            # Ctrl-C during the last flush: the writer still completes what it has (only
-            # the first signal interrupts), then the sweep closes as interrupted
-            failed, completed, interrupted_here = self._writer.stop(), False, True
+        # every run handed to the writer complete, before the summary reads them; Ctrl-C
+        # meanwhile (only the first signal interrupts) closes the sweep as interrupted
+        failed, interrupted_here = self._writer.flush() if self._writer is not None else ([], None)
         for failure in failed:
             log.error("A child run failed after its training, and is FAILED: %s", failure)
-        completed = completed and not failed
-        status = RunStatus.to_string(RunStatus.FINISHED if completed else
-                                     RunStatus.KILLED if interrupts.interrupted() else RunStatus.FAILED)
+        completed = completed and not failed and interrupted_here is None
+        status = tracking.FINISHED if completed else tracking.KILLED if interrupts.interrupted() else tracking.FAILED
         summary_md = Path(self._sweep_dir) / "summary" / "summary.md"
         with self._study_lock():
             others = shared_study.other_searches(*self._study) if self._study else 0
         # the winner is registered once, by the process that closes a completed sweep
         register = completed and not others and bool(self._tracking_cfg.registry.enabled)
         try:
-            _summarise(store, parent_id, self._metric, Path(self._sweep_dir), self._study,
-                       self._task, self._ui, self._name, self._summary_cfg, self._seed, self._swept,
-                       self._tracking_cfg if register else None)
+            writer.call(_summarise, where, parent_id, self._metric, Path(self._sweep_dir), self._study,
+                        self._task, self._ui, self._name, self._summary_cfg, self._seed, self._swept,
+                        self._tracking_cfg if register else None)
         finally:
             with self._study_lock():  # no other process asks for a trial meanwhile
                 others = shared_study.other_searches(*self._study) if self._study else 0
@@ -180,15 +180,27 @@ class MlflowSweepCallback(Callback):
                              "searching this study; this process's summary: %s",
                              parent_id, others, summary_md)
                 else:
-                    tracking.finish_parent(store, parent_id, status)
+                    writer.call(_finish_parent, where, parent_id, status)
                     log.info("MLflow parent run %s closed as %s: see %s", parent_id, status, summary_md)
-        if interrupted_here:
-            raise KeyboardInterrupt(f"received {interrupts.signal_name()}")
+            if os.environ.get(tracking.PARENT_RUN_ENV) == parent_id:
+                del os.environ[tracking.PARENT_RUN_ENV]
+            self._stop_writer()
+        if interrupted_here is not None:
+            raise interrupted_here
         return failed
+
+    def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.stop()
 
     def _study_lock(self) -> contextlib.AbstractContextManager:
         """The lock of the search's study (see ``tssweep.shared_study``); none for a grid sweep."""
         return shared_study.lock(*self._study) if self._study else contextlib.nullcontext()
+
+
+def _detached(node: DictConfig) -> DictConfig:
+    """A config node on its own, resolved: a node pickles with the whole config it is part of."""
+    return OmegaConf.create(OmegaConf.to_container(node, resolve=True))
 
 
 def _refuse_bad_input(config: DictConfig, swept_keys: list[str]) -> tuple[list[str], list[str], str]:
@@ -220,6 +232,8 @@ def _refuse_bad_search_space(config: DictConfig) -> None:
     from hydra.core.global_hydra import GlobalHydra
     from hydra_plugins.tssweep_optuna_sweeper._impl import search_entries, search_space
 
+    from tssweep import hparams_search  # sktime: imported after the writer's fork
+
     sweeper = config.hydra.sweeper
     entries = search_entries(sweeper.get("params"), sweeper.get("spaces"), sweeper.get("space"),
                              list(config.hydra.overrides.task))
@@ -246,18 +260,35 @@ def _swept_keys(config: DictConfig, overrides: list[str]) -> list[str]:
     return keys + [str(key) for key in _search_params(config) if str(key) not in keys]
 
 
-def _summarise(store: tracking.Store, parent_id: str, metric: str, sweep_dir: Path,
+def _start_parent(where: tracking.Where, sweep_dir: str, name: str, swept_keys: list[str],
+                  tags: dict[str, str], study: str | None, owner: str, root_dir: str) -> tuple[str, str]:
+    """Open the store and the sweep's parent (:func:`tssweep.tracking.start_parent`), in
+    the writer; the parent's id and the experiment's."""
+    store = tracking.open_store(where)
+    parent_id = tracking.start_parent(store, sweep_dir, run_name=name, swept_keys=swept_keys,
+                                      tags={**tags, **tracking.source_tags(root_dir)}, study=study, owner=owner)
+    return parent_id, store.experiment_id
+
+
+def _finish_parent(where: tracking.Where, parent_id: str, status: str) -> None:
+    tracking.finish_parent(tracking.open_store(where), parent_id, status)
+
+
+def _summarise(where: tracking.Where, parent_id: str, metric: str, sweep_dir: Path,
                study: tuple[str, str] | None, task: str, ui: str, title: str,
                summary_cfg: DictConfig, seed: int, swept_keys: list[str],
                registry_cfg: DictConfig | None) -> None:
     """Hand the children, their per-point losses and fold values to the report, register
     each group's winner (given ``registry_cfg``, the tracking config), log what it made on
-    the parent with links to the answer in the UI, and print the verdict and the links."""
+    the parent with links to the answer in the UI, and print the verdict and the links.
+    Done in the writer, which holds the store."""
+    store = tracking.open_store(where)
     children = tracking.child_runs(store, parent_id)
     frame = tracking.runs_frame(children, metric, swept_keys)
     finished = frame.loc[frame["status"].eq("FINISHED") & frame[metric].notna(), "run_id"].tolist()
     column = report.loss_column(metric)
-    losses = tracking.point_losses(store, finished, column) if column else {}
+    by_id = {run.info.run_id: run for run in children}
+    losses = tracking.point_losses(store, [by_id[run_id] for run_id in finished], column) if column else {}
     fold_values = {run_id: tracking.fold_values(store, run_id, metric) for run_id in finished}
     made = report.write_report(frame, losses, fold_values, metric, task, sweep_dir / "summary",
                                float(summary_cfg.mcs_size), int(summary_cfg.bootstrap_reps), seed,

@@ -26,7 +26,6 @@ from tssweep import (
     dataset,
     forecast_evaluation,
     model,
-    plots,
     preflight,
     preprocess,
     pruning,
@@ -59,7 +58,7 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     if not in_sweep and task == "forecasting":  # in a sweep, the child records it
         preprocess.check_applicable(cfg.preprocess, data, choices.get("preprocess", "?"))
 
-    store = tracking.open_store(cfg.tracking)
+    where = tracking.where(cfg.tracking)
     tags = {"tssweep.overrides": " ".join(overrides), "optimized_metric": objectives[0],
             "tssweep.task": task, "mlflow.source.name": "src/train.py",
             **tracking.source_tags(str(cfg.paths.root_dir)), **_data_tags(task, data)}
@@ -76,7 +75,7 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     single_name = names.single_name(overrides, dataset_name, choices.get("preprocess", ""))
     # an Optuna trial's overrides are all its hyperparameters: too long for a name
     name = f"trial {cfg.optuna_trial}" if cfg.get("optuna_trial") is not None else None
-    with tracking.job_run(store, overrides, tags, sweep_dir, single_name, name,
+    with tracking.job_run(where, overrides, tags, sweep_dir, single_name, name,
                           hydra_cfg.job.num if in_sweep else None) as run:
         # resolved once: the params now, the run's config.yaml with the rest of the run
         resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -107,7 +106,7 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     if not in_sweep and cfg.tracking.registry.enabled and cfg.tracking.registry.single_runs:
         from tssweep.tracking.registry import registered_name
 
-        register_winner(cfg, store, run.run_id, run.run_id, registered_name(cfg.tracking, dataset_name),
+        register_winner(cfg, run.store, run.run_id, run.run_id, registered_name(cfg.tracking, dataset_name),
                         objectives[0], f"single run {run.name}")
 
     values = tuple(scores.objective(name) for name in objectives)
@@ -136,6 +135,8 @@ def _record_forecast(run: tracking.TrackedRun, resolved: dict, dataset_name: str
     the per-fold and per-point tables (a panel's per-series scores too), the forecast
     plot, the feature importances, the datasets, the model (``with_model``), the scores
     with the model ``settings`` it used, and the job's artifacts folder."""
+    from tssweep import plots  # matplotlib: where the run is written (a sweep's writer)
+
     (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     test_metric = test_twin(metric)
     title = " ".join([dataset_name, run.name] + (
@@ -191,6 +192,8 @@ def _record_classification(run: tracking.TrackedRun, resolved: dict, dataset_nam
     ``config.yaml``), the per-fold and per-series tables, the confusion matrix, the
     datasets, the model (``with_model``), the scores with the model ``settings`` it
     used, and the job's artifacts folder."""
+    from tssweep import plots  # matplotlib: where the run is written (a sweep's writer)
+
     (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     X_train, y_train, X_test, y_test = split
     scores.fold_scores.to_csv(artifacts / "cv_folds.csv")
@@ -259,6 +262,7 @@ class FinalModel:
 
 def fit_final(cfg: DictConfig) -> FinalModel:
     """The pipeline of ``cfg`` (a job's resolved config) fitted on all its labelled data."""
+    _route_warnings_to_log()  # in a sweep's writer too, which runs no job
     data = preflight.load_data(cfg)
     if cfg.dataset.task == "classification":
         X_train, y_train, X_test, y_test = data

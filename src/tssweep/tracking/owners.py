@@ -16,8 +16,6 @@ import logging
 import os
 import socket
 
-from mlflow.entities import RunStatus
-
 log = logging.getLogger(__name__)
 
 OWNERS_TAG = "tssweep.owners"
@@ -29,10 +27,10 @@ def this_process() -> str:
     return _owner(socket.gethostname(), os.getpid())
 
 
-def joined(owners: str) -> str:
-    """``owners`` with this process added and the ones gone from this host left out."""
-    live = [owner for owner in owners.split() if not _gone(owner)]
-    return " ".join(dict.fromkeys([*live, this_process()]))
+def joined(owners: str, owner: str | None = None) -> str:
+    """``owners`` with ``owner`` (this process) added and the ones gone from this host left out."""
+    live = [existing for existing in owners.split() if not _gone(existing)]
+    return " ".join(dict.fromkeys([*live, owner or this_process()]))
 
 
 def reap(store) -> list[str]:
@@ -46,7 +44,7 @@ def reap(store) -> list[str]:
         if owners and all(_gone(owner) for owner in owners):
             store.client.set_tag(run.info.run_id, REAPED_TAG,
                                  f"closed by {this_process()}: its owner {' '.join(owners)} is gone")
-            store.client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+            store.client.set_terminated(run.info.run_id, "KILLED")
             reaped.append(run.info.run_id)
     if reaped:
         log.warning("Closed %d run(s) left RUNNING by processes that are gone (tagged %s): %s",

@@ -13,13 +13,16 @@ from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
-from mlflow.entities import Metric, Param, RunStatus, RunTag
 
 from tssweep.objectives import test_twin
 from tssweep.redact import redact_uri
 from tssweep.report import EVALUATION
 from tssweep.tracking import names, owners, writer
-from tssweep.tracking.store import Store
+from tssweep.tracking.store import Store, Where, open_store
+
+# a run's statuses, as MLflow's RunStatus names them (mlflow is imported where a run is
+# written, which in a local sweep is its writer process, not the jobs' own)
+FINISHED, FAILED, KILLED, RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
 
 PARENT_RUN_ENV = "TSSWEEP_PARENT_RUN_ID"
 SWEEP_DIR_TAG = "tssweep.sweep_dir"
@@ -71,7 +74,7 @@ class TrackedRun:
         model, scores and artifacts), then mark it FINISHED. ``work`` is a module-level
         function and ``args`` plain values: a writer process may do it instead."""
         work(self, *args)
-        self.end(RunStatus.to_string(RunStatus.FINISHED))
+        self.end(FINISHED)
         self.completed = True
 
     def end(self, status: str, tags: Mapping[str, str] = {}) -> None:
@@ -88,7 +91,7 @@ class TrackedRun:
                 self.log(tags={"error": error})
                 self.log_artifacts(Path(folder))
             finally:
-                self.store.client.set_terminated(self.run_id, RunStatus.to_string(RunStatus.FAILED))
+                self.store.client.set_terminated(self.run_id, FAILED)
 
     def log(self, params: Mapping[str, object] = {}, metrics: Mapping[str, float] = {},
             tags: Mapping[str, object] = {}, step_metrics: Mapping[str, list[float]] = {}) -> None:
@@ -96,6 +99,8 @@ class TrackedRun:
 
         ``step_metrics`` maps a metric name to its values per step (fold 0, 1, ...).
         """
+        from mlflow.entities import Metric, Param, RunTag
+
         now = int(time.time() * 1000)
         metric_rows = [Metric(key, float(value), now, 0) for key, value in metrics.items()]
         metric_rows += [Metric(key, float(value), now, step)
@@ -139,48 +144,55 @@ class TrackedRun:
 
 
 @contextmanager
-def job_run(store: Store, overrides: list[str], tags: Mapping[str, str], sweep_dir: str | None,
+def job_run(where: Where, overrides: list[str], tags: Mapping[str, str], sweep_dir: str | None,
             single_name: str, name: str | None = None,
             job_num: int | None = None) -> Iterator[TrackedRun]:
-    """Open the run of one job and always close it with its real status.
+    """Open the run of one job in the store at ``where`` and always close it with its
+    real status.
 
     The run is named ``name`` when given (``trial 12``). In a multirun (``sweep_dir``
     given) it is a child of the sweep's parent run, named by its own values of the
     swept keys (:func:`tssweep.tracking.names.child_name`); alone, ``single_name``. An
     exception marks it FAILED with its traceback as ``traceback.txt``, Ctrl-C marks it
-    KILLED; both are re-raised so Hydra reports the job as failed. With the sweep's
-    writer process running, the run is a :class:`~tssweep.tracking.writer.PendingRun`
-    that the writer creates, logs and closes, in this order.
+    KILLED; both are re-raised so Hydra reports the job as failed. In a sweep whose
+    writer process runs beside its jobs, the run is a
+    :class:`~tssweep.tracking.writer.PendingRun` that the writer creates, logs and
+    closes, in this order: this process then opens no store at all.
     """
     # as text: a tracking server's protocol takes no numbers in tags (SQLite does)
     run_tags = {**{key: str(value) for key, value in tags.items()}, owners.OWNERS_TAG: owners.this_process()}
-    run_name = name or single_name
-    if sweep_dir is not None:
+    background = writer.active(where)
+    sweep = background.sweep if background is not None and sweep_dir is not None else None
+    store = None if sweep is not None else open_store(where)
+    if sweep is not None:
+        parent_id, experiment_id, swept = sweep
+    elif sweep_dir is not None:
         parent_id = find_parent(store, sweep_dir)
         swept = _swept_keys(store.client, parent_id)
+    run_name = name or single_name
+    if sweep_dir is not None:
         run_name = name or names.child_name(overrides, swept, job_num) or single_name
         run_tags[PARENT_TAG] = parent_id
         run_tags[ROLE_TAG] = "child"
-    background = writer.active(store)
-    if background is not None:  # opened, logged and closed by the writer, in order
-        run = background.open(store.experiment_id, run_tags, run_name)
+    if sweep is not None:  # opened, logged and closed by the writer, in order
+        run = background.open(where, experiment_id, run_tags, run_name)
     else:
         run = TrackedRun(store, store.client.create_run(store.experiment_id, tags=run_tags,
                                                         run_name=run_name).info.run_id, run_name)
     try:
         yield run
     except KeyboardInterrupt as err:
-        run.end(RunStatus.to_string(RunStatus.KILLED), {INTERRUPTED_TAG: str(err) or "interrupted"})
+        run.end(KILLED, {INTERRUPTED_TAG: str(err) or "interrupted"})
         raise
     except BaseException as err:
         if _is_pruned(err):
-            run.end(RunStatus.to_string(RunStatus.KILLED), {PRUNED_TAG: str(err)})
+            run.end(KILLED, {PRUNED_TAG: str(err)})
         else:
             run.fail(*failure_text(err))
         raise
     else:
         if not run.completed:
-            run.end(RunStatus.to_string(RunStatus.FINISHED))
+            run.end(FINISHED)
 
 
 @lru_cache(maxsize=16)
@@ -211,27 +223,29 @@ def find_parent(store: Store, sweep_dir: str) -> str:
 
 
 def start_parent(store: Store, sweep_dir: str, run_name: str, swept_keys: list[str],
-                 tags: Mapping[str, str], study: str | None = None) -> str:
+                 tags: Mapping[str, str], study: str | None = None, owner: str | None = None) -> str:
     """Create the parent run of a sweep, or reopen the one of its study; publish its id.
 
     ``swept_keys`` (the config keys the sweep varies) is kept on the parent, so each
     child is named by its own values of them alone: ``log``. ``study`` (see
     :func:`study_key`) marks a resumable Optuna study: a parent already tagged with it
     is reopened (RUNNING again, pointed at the new sweep dir) instead of a new one made.
+    ``owner`` is the sweep's process (:mod:`tssweep.tracking.owners`), this one unless given.
     """
+    owner = owner or owners.this_process()
     sweep_tags = {SWEEP_DIR_TAG: sweep_dir, ROLE_TAG: "parent", SWEPT_KEYS_TAG: " ".join(swept_keys)}
     earlier = store.client.search_runs(
         [store.experiment_id], filter_string=f"tags.`{STUDY_TAG}` = '{study}'",
         order_by=["attributes.start_time ASC"], max_results=1) if study else []
     if earlier:  # every process sharing the study owns it, with the ones still running
         run_id = earlier[0].info.run_id
-        store.client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        store.client.update_run(run_id, status=RUNNING)
         TrackedRun(store, run_id).log(tags={
-            **tags, **sweep_tags, owners.OWNERS_TAG: owners.joined(earlier[0].data.tags.get(owners.OWNERS_TAG, ""))})
+            **tags, **sweep_tags, owners.OWNERS_TAG: owners.joined(earlier[0].data.tags.get(owners.OWNERS_TAG, ""), owner)})
     else:
         run_id = store.client.create_run(
             store.experiment_id, run_name=run_name,
-            tags={**tags, **sweep_tags, owners.OWNERS_TAG: owners.this_process(),
+            tags={**tags, **sweep_tags, owners.OWNERS_TAG: owner,
                   **({STUDY_TAG: study} if study else {})}).info.run_id
     os.environ[PARENT_RUN_ENV] = run_id
     return run_id
@@ -317,18 +331,22 @@ def job_config(store: Store, run_id: str):
         return OmegaConf.load(store.client.download_artifacts(run_id, "config.yaml", folder))
 
 
-def point_losses(store: Store, run_ids: list[str], column: str) -> dict[str, pd.Series]:
-    """Each run's per-point losses in ``column`` (see :data:`POINTS_FILES`), indexed by
-    point (fold, a panel's series, and step; or train series); runs without the file
-    are left out."""
+def point_losses(store: Store, runs: list, column: str) -> dict[str, pd.Series]:
+    """Each run's per-point losses in ``column`` (see :data:`POINTS_FILES`), by run id,
+    indexed by point (fold, a panel's series, and step; or train series); runs without
+    the file are left out. Read where they lie in a local artifact store (MLflow's
+    download would copy each first), downloaded from any other."""
     found = {}
     with tempfile.TemporaryDirectory() as folder:
-        for run_id in run_ids:
+        for run in runs:
+            run_id = run.info.run_id
             for name, index in POINTS_FILES.items():
-                try:
-                    path = store.client.download_artifacts(run_id, name, f"{folder}/{run_id}")
-                except Exception:  # not this task's file, or a run from before it existed
-                    continue
+                path = _local_artifact(run.info.artifact_uri, name)
+                if path is None:
+                    try:
+                        path = store.client.download_artifacts(run_id, name, f"{folder}/{run_id}")
+                    except Exception:  # not this task's file, or a run from before it existed
+                        continue
                 points = pd.read_csv(path)
                 if column in points:
                     found[run_id] = points.set_index([key for key in index if key in points])[column]
@@ -336,3 +354,14 @@ def point_losses(store: Store, run_ids: list[str], column: str) -> dict[str, pd.
     return found
 
 
+def _local_artifact(artifact_uri: str, name: str) -> Path | None:
+    """The file ``name`` of a run whose artifacts are on this machine's disk (a
+    ``file:`` URI or a path), if it is there."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme not in ("file", "") or parsed.netloc not in ("", "localhost"):
+        return None
+    path = Path(url2pathname(parsed.path)) / name
+    return path if path.is_file() else None

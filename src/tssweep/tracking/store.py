@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-from mlflow import MlflowClient
 from omegaconf import DictConfig
 
 from tssweep.redact import redact_uri
 from tssweep.tracking import owners
+
+if TYPE_CHECKING:  # mlflow is imported where a store is opened (a sweep's writer process)
+    from mlflow import MlflowClient
 
 _SERVER_TIMEOUT = 5.0
 # no progress bar on the terminal for each small file the summary or a prediction fetches
@@ -27,7 +32,24 @@ class Store:
     uri: str
 
 
-def open_store(tracking_cfg: DictConfig) -> Store:
+class Where(NamedTuple):
+    """Where a config's runs go, in plain values another process can be sent: the
+    store's URI, the setting it came from, the experiment and its artifact location."""
+
+    uri: str
+    key: str
+    experiment: str
+    artifact_location: str | None
+
+
+def where(tracking_cfg: DictConfig) -> Where:
+    """Where ``tracking_cfg``'s runs go (see :func:`open_store`); nothing is opened."""
+    uri, key = resolved_uri(tracking_cfg)
+    location = tracking_cfg.get("artifact_location")
+    return Where(uri, key, str(tracking_cfg.experiment), str(location) if location else None)
+
+
+def open_store(tracking_cfg: DictConfig | Where) -> Store:
     """Connect to the configured store and get (or create) the experiment.
 
     ``MLFLOW_TRACKING_URI`` wins over ``tracking.uri``. A SQLite store's folder is
@@ -37,9 +59,7 @@ def open_store(tracking_cfg: DictConfig) -> Store:
     (:mod:`tssweep.tracking.owners`). Done once per process and store: the jobs of a
     local sweep share the callback's connection.
     """
-    uri, key = resolved_uri(tracking_cfg)
-    location = tracking_cfg.get("artifact_location")
-    return _open_store(uri, key, str(tracking_cfg.experiment), str(location) if location else None)
+    return _open_store(*(tracking_cfg if isinstance(tracking_cfg, Where) else where(tracking_cfg)))
 
 
 def connect(tracking_cfg: DictConfig) -> Store:
@@ -53,7 +73,7 @@ def connect(tracking_cfg: DictConfig) -> Store:
                        "the store a sweep wrote to (`make sweep` fills outputs/mlflow.db)")
     if uri.startswith(("http://", "https://")):
         _check_server(uri, key)
-    client = MlflowClient(tracking_uri=uri)
+    client = client_of(uri)
     experiment = client.get_experiment_by_name(str(tracking_cfg.experiment))
     return Store(client, experiment.experiment_id if experiment else "", uri)
 
@@ -69,9 +89,10 @@ def resolved_uri(tracking_cfg: DictConfig) -> tuple[str, str]:
 def _open_store(uri: str, key: str, name: str, location: str | None) -> Store:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _place_prebuilt(uri)
     if uri.startswith(("http://", "https://")):
         _check_server(uri, key)
-    client = MlflowClient(tracking_uri=uri)
+    client = client_of(uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         store = Store(client, experiment.experiment_id, uri)
@@ -81,6 +102,93 @@ def _open_store(uri: str, key: str, name: str, location: str | None) -> Store:
         Path(location).mkdir(parents=True, exist_ok=True)
         location = Path(location).resolve().as_uri()
     return Store(client, client.create_experiment(name, artifact_location=location), uri)
+
+
+@lru_cache(maxsize=None)
+def client_of(uri: str) -> MlflowClient:
+    """An MLflow client of the store at ``uri``, made once per process (a SQLite or
+    database store's schema is checked, or created, as it is made)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+# a new SQLite store's schema, built aside by warm() before its command may create it:
+# by URI, the file (in a temp folder) that open_store() puts in place
+_prebuilt: dict[str, Path] = {}
+
+
+def warm(uri: str) -> None:
+    """Import what opening ``uri`` takes and, where that changes nothing, make its
+    client already: an existing SQLite file's, a tracking server's. For a SQLite file
+    that does not exist yet, its schema (MLflow's migrations, most of a new store's
+    cost) is built in a temp folder, for :func:`open_store` to move in place: nothing
+    is created where the store goes until it is opened. Refused input is left to
+    :func:`open_store` to report."""
+    import mlflow  # noqa: F401
+
+    if uri.startswith(("sqlite:", "postgresql", "mysql", "mssql")):
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    file = Path(uri.removeprefix("sqlite:///"))
+    existing = uri.startswith("sqlite:///") and file.is_file() and file.stat().st_size > 0
+    try:
+        if existing or uri.startswith(("http://", "https://")):
+            client_of(uri)
+        elif uri.startswith("sqlite:///") and not file.exists():
+            _prebuild(uri)
+    except Exception:  # open_store() meets it again, and reports it
+        client_of.cache_clear()
+
+
+def _prebuild(uri: str) -> None:
+    """A new SQLite store's schema, made by MLflow in a temp folder (kept in
+    :data:`_prebuilt` until placed or discarded)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    import logging
+
+    folder = Path(tempfile.mkdtemp(prefix="tssweep-new-store-"))
+    _prebuilt[uri] = folder / "mlflow.db"
+    aside = f"sqlite:///{_prebuilt[uri]}"
+    said = logging.getLogger("mlflow.store.db.utils")
+    level = said.level
+    said.setLevel(logging.WARNING)  # "Creating initial MLflow database tables", of a store not made yet
+    try:
+        client_of(aside)
+    finally:
+        said.setLevel(level)
+        client_of.cache_clear()
+    engine = SqlAlchemyStore._engine_map.pop(aside, None) if hasattr(SqlAlchemyStore, "_engine_map") else None
+    if engine is not None:
+        engine.dispose()
+
+
+def _place_prebuilt(uri: str) -> None:
+    """The schema built aside for ``uri`` moved in place, unless a store is there by now
+    (a parallel process made it first: its file is kept)."""
+    built = _prebuilt.pop(uri, None)
+    if built is None:
+        return
+    target = Path(uri.removeprefix("sqlite:///"))
+    try:
+        if not target.exists():
+            staged = target.with_name(f".{target.name}.{os.getpid()}.new")
+            shutil.copyfile(built, staged)
+            try:
+                os.link(staged, target)  # never over a file another process put there
+            except FileExistsError:
+                pass
+            finally:
+                staged.unlink()
+    finally:
+        shutil.rmtree(built.parent, ignore_errors=True)
+
+
+def discard_prebuilt() -> None:
+    """Remove what :func:`warm` built aside and no store took (a refused command's)."""
+    for built in _prebuilt.values():
+        shutil.rmtree(built.parent, ignore_errors=True)
+    _prebuilt.clear()
 
 
 def _check_server(uri: str, key: str) -> None:

@@ -1,12 +1,16 @@
-"""A process beside a local sweep that writes its child runs while the next job trains.
+"""A process beside a sweep that does its MLflow work: the parent, the summary, and
+the child runs of the jobs in the sweep's own process, while the next job trains.
 
-In a sweep whose jobs run in the callback's own process (Hydra's basic launcher), the
-callback forks this writer once the store is open, so it starts with everything
-imported and the store's client made. A job's run is then a :class:`PendingRun`: the
-job opens it, logs its params, trains, and hands over the rest (its plot, model,
-datasets, scores and artifacts: :meth:`PendingRun.complete`), and the writer does all
-of it, in the order it was asked, on the other core while the next job trains.
+The callback forks it first thing, before the sweep's process has imported mlflow, so
+that mlflow's import and the store's opening happen on the other core while the sweep
+imports sktime and checks its input. The sweep's process then never imports mlflow:
 
+- :meth:`Writer.call` runs a function there and waits for its answer: the callback
+  opens the parent that way (once the checks passed: nothing exists before) and
+  summarises and closes it at the end. Its errors come back as errors.
+- A job's run is a :class:`PendingRun`: the job opens it, logs its params, trains, and
+  hands over the rest (its plot, model, datasets, scores and artifacts:
+  :meth:`PendingRun.complete`), and the writer does all of it, in the order asked.
 - A run is marked FINISHED only once all of it is in the store. If any of it fails,
   the run is FAILED with the error and its traceback, the rest of it is dropped, and
   the failure is reported when the sweep flushes the writer.
@@ -16,46 +20,96 @@ of it, in the order it was asked, on the other core while the next job trains.
   dies outright, the writer still writes what it was sent, then ends with its pipe.
 - A message is sent whole: signals wait while it is written (an interrupt in the middle
   of one would garble every message after it).
-- Jobs in other processes (joblib, Ray) and single runs write their runs themselves.
+- Should the writer die, what is left is done in the sweep's process: calls run there,
+  and the jobs after write their runs themselves, as jobs in other processes (joblib,
+  Ray) and single runs always do.
 """
 
 from __future__ import annotations
 
 import atexit
 import gc
+import importlib
 import itertools
 import multiprocessing
 import signal
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from tssweep.tracking.store import Store
+from hydra.errors import CompactHydraException
+
+if TYPE_CHECKING:
+    from tssweep.tracking.store import Where
 
 _active: Writer | None = None
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
+# imported beside the writer's work, once the parent is open, before they are asked
+# for: what a job's completion needs to be unpickled (its work is tssweep.job's), what
+# the winner's registration and the verdict import
+_WARM_MODULES = ("tssweep.job", "tssweep.tracking.registry", "arch.bootstrap")
+
+
+class CallFailed(RuntimeError):
+    """A function the writer ran raised: its type, message and traceback, as text."""
+
+
+class CallRefused(CompactHydraException):
+    """A function the writer ran refused the user's input (a ``BadInput``): its message."""
 
 
 class Writer:
-    """The writer process of this process's sweep, and the pipe to it."""
+    """The writer process of this process's sweep, and the pipe to it.
 
-    def __init__(self, store: Store) -> None:
+    ``sweep`` is ``(parent run id, experiment id, swept keys)`` once the callback has
+    opened the parent: what a job's run needs to be a child of it."""
+
+    def __init__(self, where: Where) -> None:
         context = multiprocessing.get_context("fork")
         self._pipe, theirs = context.Pipe()
-        self._process = context.Process(target=_serve, args=(theirs, self._pipe, store), name="tssweep-writer",
-                                        daemon=True)
+        self._process = context.Process(target=_serve, args=(theirs, self._pipe, where.uri),
+                                        name="tssweep-writer", daemon=True)
         self._process.start()
         theirs.close()
-        self.uri = store.uri
+        self.where = where
+        self.sweep: tuple[str, str, tuple[str, ...]] | None = None
         self._handles = itertools.count()
         # before multiprocessing's own exit handler, which would end the process unasked
         atexit.register(self.stop)
 
-    def open(self, experiment_id: str, tags: Mapping[str, str], name: str) -> PendingRun:
-        """A run to be created with ``tags`` and ``name``, and written, by the writer;
-        it starts now, when its job does, however busy the writer is."""
+    def call(self, work: Callable, *args):
+        """``work(*args)`` done by the writer, after everything sent before; its result.
+        It raises :class:`CallRefused` for a refusal of the user's input, else
+        :class:`CallFailed`. Ctrl-C meanwhile is raised once the answer is in (the
+        writer finishes the work either way). Done here should the writer be gone."""
+        if not self.alive():
+            return work(*args)
+        try:
+            self.send(("do", work, args))
+        except (BrokenPipeError, ConnectionResetError):
+            return work(*args)
+        try:
+            answer, interrupted = self._answer()
+        except (EOFError, ConnectionResetError):
+            raise CallFailed(f"the writer process ended during {work.__name__} "
+                             f"(exit code {self._process.exitcode})") from None
+        if interrupted is not None:
+            raise interrupted
+        kind, value = answer
+        if kind == "refused":
+            raise CallRefused(value)
+        if kind == "failed":
+            raise CallFailed(value)
+        return value
+
+    def open(self, where: Where, experiment_id: str, tags: Mapping[str, str], name: str) -> PendingRun:
+        """A run to be created in the store at ``where`` with ``tags`` and ``name``, and
+        written, by the writer; it starts now, when its job does, however busy the writer is."""
         handle = next(self._handles)
-        self.send(("open", handle, experiment_id, dict(tags), name, int(time.time() * 1000)))
+        self.send(("open", handle, where, experiment_id, dict(tags), name, int(time.time() * 1000)))
         return PendingRun(self, handle, name)
 
     def send(self, message: tuple) -> None:
@@ -69,11 +123,18 @@ class Writer:
     def alive(self) -> bool:
         return self._process.is_alive()
 
-    def flush(self) -> list[str]:
-        """Wait until everything sent is in the store; the runs that failed since the
-        last flush, one line each (``run name: error``)."""
-        self.send(("flush",))
-        return self._pipe.recv()
+    def flush(self) -> tuple[list[str], KeyboardInterrupt | None]:
+        """Wait until everything sent is in the store: the runs that failed since the
+        last flush, one line each (``run name: error``), and the Ctrl-C that came
+        meanwhile, if one did (the writer completes what it has either way)."""
+        try:
+            self.send(("flush",))
+            return self._answer()
+        except (BrokenPipeError, EOFError, ConnectionResetError, OSError):
+            self._pipe.close()
+            self._process.join()  # it ended, unasked
+            return [f"the writer process ended early (exit code {self._process.exitcode}): "
+                    "the runs it was sent may still be RUNNING"], None
 
     def stop(self) -> list[str]:
         """Flush, then end the writer; what failed, as :meth:`flush`. Idempotent."""
@@ -82,17 +143,25 @@ class Writer:
             _active = None
         if self._pipe.closed:
             return []
-        try:
-            failed = self.flush()
-            self.send(None)
-        except (BrokenPipeError, EOFError, ConnectionResetError):
-            self._process.join()  # it ended: told to (a Ctrl-C cut this short before), or not
-            failed = [] if self._process.exitcode == 0 else [
-                f"the writer process ended early (exit code {self._process.exitcode}): "
-                "the runs it was sent may still be RUNNING"]
-        self._pipe.close()
+        failed, _ = self.flush()
+        if not self._pipe.closed:
+            try:
+                self.send(None)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self._pipe.close()
         self._process.join()
         return failed
+
+    def _answer(self) -> tuple[object, KeyboardInterrupt | None]:
+        """The writer's answer to what was just sent, waited for through Ctrl-C (which
+        is returned, to be raised once the answer is in)."""
+        interrupted = None
+        while True:
+            try:
+                return self._pipe.recv(), interrupted
+            except KeyboardInterrupt as err:
+                interrupted = interrupted or err
 
 
 class PendingRun:
@@ -124,75 +193,120 @@ class PendingRun:
         self._call("fail", error, trace)
 
 
-def start(store: Store) -> Writer | None:
-    """Fork this process's writer for the runs in ``store`` (where processes can fork:
+def start(where: Where) -> Writer | None:
+    """Fork this process's writer for the store at ``where`` (where processes can fork:
     Linux), None elsewhere. Not while holding a file lock: the writer would hold it too."""
     global _active
     if "fork" not in multiprocessing.get_all_start_methods() or sys.platform == "darwin":
         return None
-    _active = Writer(store)
+    _active = Writer(where)
     return _active
 
 
-def active(store: Store) -> Writer | None:
-    """The writer this process's sweep started for ``store``, if any and still alive
-    (should it die, the jobs after write their runs themselves)."""
-    if _active is None or _active.uri != store.uri or not _active.alive():
+def active(where: Where) -> Writer | None:
+    """The writer this process's sweep started for the store at ``where``, if any and
+    still alive (should it die, the jobs after write their runs themselves)."""
+    if _active is None or _active.where.uri != where.uri or not _active.alive():
         return None
     return _active
 
 
-def _serve(pipe, parents_end, store: Store) -> None:
-    """The writer's loop: do what each message asks of its run, in order, until told to
-    stop or the sweep's end of the pipe closes."""
-    from tssweep.tracking.runs import TrackedRun, failure_text
+def call(work: Callable, *args):
+    """``work(*args)`` done by this process's writer (:meth:`Writer.call`), or here
+    when there is none."""
+    if _active is None:
+        return work(*args)
+    return _active.call(work, *args)
 
+
+def _serve(pipe, parents_end, uri: str) -> None:
+    """The writer's loop: do what each message asks, in order, until told to stop or the
+    sweep's end of the pipe closes."""
     parents_end.close()
     for signum in _SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    gc.enable()  # start-up's objects were frozen before the fork (tssweep.startup)
-    # The store's client came with the fork. Its database connections are the sweep's:
-    # they are forgotten here, not shared, and the pool opens the writer's own
-    # (SQLAlchemy's way after a fork). A tracking server's HTTP sessions are per process
-    # in MLflow already.
+    # The store's modules, and its client where making it changes nothing, while the
+    # sweep's process imports the rest and checks its input. A store opened in the sweep's
+    # process before (a second sweep in one process) came with the fork: its database
+    # connections are forgotten here, not shared (SQLAlchemy's way after a fork).
     sql_store = sys.modules.get("mlflow.store.tracking.sqlalchemy_store")
     for engine in getattr(getattr(sql_store, "SqlAlchemyStore", None), "_engine_map", {}).values():
         engine.dispose(close=False)
-    runs: dict[int, TrackedRun | None] = {}  # None: failed, the rest of it dropped
+    from tssweep.tracking import runs, store
+
+    store.warm(uri)
+    TrackedRun, failure_text = runs.TrackedRun, runs.failure_text
+    # what start-up made lives as long as the process (tssweep.startup)
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+    # in a thread, from the first call (the parent's) on: the runs' creation and params,
+    # which need none of them, are written meanwhile
+    importing = threading.Thread(target=_import, args=(_WARM_MODULES,), name="tssweep-writer-imports",
+                                 daemon=True)
+    pending: dict[int, TrackedRun | None] = {}  # None: failed, the rest of it dropped
     failed: list[str] = []
-    while True:
-        try:
-            message = pipe.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        if message[0] == "flush":
-            pipe.send(failed)
-            failed = []
-            continue
-        if message[0] == "open":
-            _, handle, experiment_id, tags, name, started = message
+    try:
+        while True:
             try:
-                runs[handle] = TrackedRun(store, store.client.create_run(
-                    experiment_id, start_time=started, tags=tags, run_name=name).info.run_id, name)
+                message = pipe.recv()
+            except (EOFError, OSError):
+                return
+            if message is None:
+                return
+            if message[0] == "flush":
+                pipe.send(failed)
+                failed = []
+                continue
+            if message[0] == "do":
+                _, work, args = message
+                pipe.send(_answer(work, args))
+                if not importing.is_alive() and importing.ident is None:
+                    importing.start()
+                continue
+            if message[0] == "open":
+                _, handle, where, experiment_id, tags, name, started = message
+                try:
+                    target = store.open_store(where)
+                    pending[handle] = TrackedRun(target, target.client.create_run(
+                        experiment_id, start_time=started, tags=tags, run_name=name).info.run_id, name)
+                except Exception as err:
+                    pending[handle] = None
+                    failed.append(f"{name}: not created: {type(err).__name__}: {err}")
+                continue
+            _, handle, method, args, kwargs = message
+            run = pending.get(handle)
+            if run is None:
+                continue
+            try:
+                getattr(run, method)(*args, **kwargs)
             except Exception as err:
-                runs[handle] = None
-                failed.append(f"{name}: not created: {type(err).__name__}: {err}")
-            continue
-        _, handle, method, args, kwargs = message
-        run = runs.get(handle)
-        if run is None:
-            continue
+                pending[handle] = None
+                failed.append(f"{run.name}: {type(err).__name__}: {err}")
+                try:  # FAILED in any case; its traceback too, where the store takes it
+                    run.fail(*failure_text(err))
+                except Exception as again:
+                    failed.append(f"{run.name}: its traceback was not logged: {type(again).__name__}: {again}")
+                continue
+            if method in ("complete", "end", "fail"):
+                del pending[handle]
+    finally:  # a new store's schema built aside and not taken (a refused command's)
+        store.discard_prebuilt()
+
+
+def _import(names: tuple[str, ...]) -> None:
+    for name in names:
         try:
-            getattr(run, method)(*args, **kwargs)
-        except Exception as err:
-            runs[handle] = None
-            failed.append(f"{run.name}: {type(err).__name__}: {err}")
-            try:  # FAILED in any case; its traceback too, where the store takes it
-                run.fail(*failure_text(err))
-            except Exception as again:
-                failed.append(f"{run.name}: its traceback was not logged: {type(again).__name__}: {again}")
-            continue
-        if method in ("complete", "end", "fail"):
-            del runs[handle]
+            importlib.import_module(name)
+        except Exception:  # met again, and reported, where it is needed
+            pass
+
+
+def _answer(work: Callable, args: tuple) -> tuple[str, object]:
+    """What ``work(*args)`` returned, or how it failed, as the sweep's process is told."""
+    try:
+        return "done", work(*args)
+    except CompactHydraException as err:  # the user's to fix: its message alone
+        return "refused", str(err)
+    except Exception as err:
+        return "failed", f"{type(err).__name__}: {err}\n{''.join(traceback.format_exception(err))}"
