@@ -8,6 +8,7 @@ import time
 
 import optuna
 import pytest
+from mlflow import MlflowClient
 
 from conftest import ROOT, command_line, runs_of
 
@@ -131,6 +132,25 @@ def test_bad_input_gets_one_clear_message(train, client, tmp_path, case):
     assert "Traceback" not in process.stderr  # user errors, not bugs
     # nothing enters the store for a mistake found before training
     assert client.get_experiment_by_name("tssweep") is None or runs_of(client) == []
+
+
+def test_a_sweep_refused_on_a_new_store_leaves_nothing_and_the_next_one_makes_it(train, tmp_path, tracking_uri):
+    # the writer builds a new store's schema aside while the sweep checks its input: a
+    # refusal leaves neither the store nor what was built aside (no client fixture here:
+    # it would create the store)
+    aside = tmp_path / "tmp"
+    aside.mkdir()
+    refused = train("-m", "seed=0,1", "dataset.horizon=100", check=False, env={"TMPDIR": str(aside)})
+    assert refused.returncode == 1 and "too few for a holdout of 100" in refused.stderr
+    assert "Creating initial MLflow database tables" not in refused.stderr  # of a store never made
+    assert not (tmp_path / "mlflow.db").exists() and list(aside.iterdir()) == []
+    train("-m", "seed=0,1", "model.iterations=20", env={"TMPDIR": str(aside)})
+    assert list(aside.iterdir()) == []
+    client = MlflowClient(tracking_uri=tracking_uri)
+    runs = runs_of(client)
+    assert sorted((r.data.tags["tssweep.role"], r.info.status) for r in runs) == [
+        ("child", "FINISHED"), ("child", "FINISHED"), ("parent", "FINISHED")]
+    assert client.get_experiment_by_name("tssweep").artifact_location == (tmp_path / "outputs" / "mlartifacts").as_uri()
 
 
 def start(tmp_path, tracking_uri, *args):
