@@ -100,7 +100,7 @@ def training_seconds(run) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=60)
-    parser.add_argument("--memory-jobs", type=int, default=200)
+    parser.add_argument("--memory-jobs", type=int, default=200, help="0 leaves the memory sweep out")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
@@ -127,6 +127,8 @@ def main() -> None:
           f" the last run complete {1000 * lag:.0f} ms after its training")
     first, last = overhead[: len(overhead) // 4], overhead[-(len(overhead) // 4):]
     print(f"  first quarter vs last quarter       {ms(first):5.0f} ms vs {ms(last):5.0f} ms")
+    if args.memory_jobs <= 0:
+        return
 
     samples: list[tuple[float, int, int]] = []
     with tempfile.TemporaryDirectory() as folder:

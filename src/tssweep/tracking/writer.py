@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING
 
 from hydra.errors import CompactHydraException
 
+from tssweep import startup
+
 if TYPE_CHECKING:
     from tssweep.tracking.store import Where
 
@@ -236,10 +238,6 @@ def _serve(pipe, parents_end, uri: str) -> None:
 
     store.warm(uri)
     TrackedRun, failure_text = runs.TrackedRun, runs.failure_text
-    # what start-up made lives as long as the process (tssweep.startup)
-    if not gc.isenabled():
-        gc.freeze()
-        gc.enable()
     # in a thread, from the first call (the parent's) on: the runs' creation and params,
     # which need none of them, are written meanwhile
     importing = threading.Thread(target=_import, args=(_WARM_MODULES,), name="tssweep-writer-imports",
@@ -300,6 +298,9 @@ def _import(names: tuple[str, ...]) -> None:
             importlib.import_module(name)
         except Exception:  # met again, and reported, where it is needed
             pass
+    # Start-up is over here: what the imports made lives as long as the process, and is
+    # kept out of every later collection (tssweep.startup; the collector was off since).
+    startup.done()
 
 
 def _answer(work: Callable, args: tuple) -> tuple[str, object]:
