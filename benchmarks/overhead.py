@@ -142,9 +142,10 @@ def main() -> None:
         print(f"{args.memory_jobs} tiny jobs, {who}: peak resident memory {early / 2**20:.0f} MB over the "
               f"first {quarter} jobs, {late / 2**20:.0f} MB over the last {quarter}: x{late / early:.3f} "
               f"(target within 10%: {'met' if late <= 1.1 * early else 'not met'})")
-    closing = max((sample[1] for sample in samples if sample[0] > late_end), default=0)
-    print(f"  then the sweep's close (verdict over {len(runs)} children, summary, registration): "
-          f"peak {closing / 2**20:.0f} MB")
+    # the writer makes the summary; the sweep's process waits for it
+    closing = max((sample[2] for sample in samples if sample[0] > late_end), default=0)
+    print(f"  then the sweep's close, in its writer (verdict over {len(runs)} children, summary, "
+          f"registration): peak {closing / 2**20:.0f} MB")
 
 
 if __name__ == "__main__":

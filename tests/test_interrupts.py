@@ -86,3 +86,48 @@ def test_ctrl_c_during_a_sweeps_last_flush_still_completes_the_children_and_clos
     assert seen["raised"] == "received SIGINT"
     assert seen["child"] == "FINISHED" and seen["child_mase"] == 0.5 and seen["waited"] >= 1.0
     assert seen["parent"] == "KILLED"
+
+
+CTRL_C_DURING_A_CALL = """
+import json, os, signal, sys, threading, time
+sys.path.insert(0, {src!r})
+from omegaconf import OmegaConf
+from tssweep import interrupts, tracking
+from tssweep.tracking import writer
+
+def open_slowly(where, seconds):
+    time.sleep(seconds)
+    return tracking.start_parent(tracking.open_store(where), "{folder}/sweep", "sweep", [], {{}})
+
+where = tracking.where(OmegaConf.create({{"uri": "sqlite:///{folder}/mlflow.db",
+                                          "artifact_location": "{folder}/artifacts", "experiment": "tssweep"}}))
+background = writer.start(where)
+interrupts.install()
+threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()  # while the writer opens it
+started = time.monotonic()
+try:
+    background.call(open_slowly, where, 1.5)
+    print(json.dumps({{"raised": False}}))
+except writer.Interrupted as err:
+    print(json.dumps({{"raised": str(err), "waited": time.monotonic() - started, "result": err.result,
+                      "kind": type(err).__mro__[1].__name__}}))
+background.stop()
+"""
+
+
+def test_ctrl_c_while_the_writer_opens_the_parent_is_raised_after_with_the_parent(tmp_path):
+    # the callback waits for the writer to open the sweep's parent: Ctrl-C meanwhile
+    # waits until the parent exists, and comes with its id, so that the way out closes
+    # it (tssweep.callbacks: KILLED) instead of leaving it RUNNING
+    script = CTRL_C_DURING_A_CALL.format(src=str(ROOT / "src"), folder=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["raised"] == "received SIGINT" and seen["kind"] == "KeyboardInterrupt"
+    assert seen["waited"] >= 1.5
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (parent,) = client.search_runs([client.get_experiment_by_name("tssweep").experiment_id])
+    assert parent.info.run_id == seen["result"]

@@ -129,11 +129,16 @@ class MlflowSweepCallback(Callback):
                 **{f"study.{key}": value for key, value in identity.items()}}
         # processes sharing a study must create the experiment and find or create its
         # one parent one at a time
+        interrupted = None
         with self._study_lock():
-            self._parent_id, experiment_id = writer.call(
-                _start_parent, self._where, self._sweep_dir, self._name, swept_keys, tags,
-                tracking.study_key(*self._study) if self._study else None, owners.this_process(),
-                str(config.paths.root_dir))
+            try:
+                made = writer.call(
+                    _start_parent, self._where, self._sweep_dir, self._name, swept_keys, tags,
+                    tracking.study_key(*self._study) if self._study else None, owners.this_process(),
+                    str(config.paths.root_dir))
+            except writer.Interrupted as stopped:  # the parent exists: closed on the way out
+                made, interrupted = stopped.result, stopped
+        self._parent_id, experiment_id = made
         # the jobs of this process hand their runs to the writer; local workers find the
         # parent in their environment (tssweep.tracking.find_parent)
         os.environ[tracking.PARENT_RUN_ENV] = self._parent_id
@@ -141,6 +146,8 @@ class MlflowSweepCallback(Callback):
             self._writer.sweep = (self._parent_id, experiment_id, tuple(swept_keys))
         atexit.register(self._close, completed=False)
         log.info("MLflow parent run %s in %s", self._parent_id, self._where.uri)
+        if interrupted is not None:
+            raise interrupted
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         if self._close(completed=True):

@@ -63,6 +63,15 @@ class CallRefused(CompactHydraException):
     """A function the writer ran refused the user's input (a ``BadInput``): its message."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a call, raised once it is done, with its ``result``:
+    what the call made (a parent run) is then closed as interrupted, not left behind."""
+
+    def __init__(self, cause: KeyboardInterrupt, result: object):
+        super().__init__(*cause.args)
+        self.result = result
+
+
 class Writer:
     """The writer process of this process's sweep, and the pipe to it.
 
@@ -86,7 +95,8 @@ class Writer:
         """``work(*args)`` done by the writer, after everything sent before; its result.
         It raises :class:`CallRefused` for a refusal of the user's input, else
         :class:`CallFailed`. Ctrl-C meanwhile is raised once the answer is in (the
-        writer finishes the work either way). Done here should the writer be gone."""
+        writer finishes the work either way), as :class:`Interrupted`, which holds the
+        result. Done here should the writer be gone."""
         if not self.alive():
             return work(*args)
         try:
@@ -98,13 +108,13 @@ class Writer:
         except (EOFError, ConnectionResetError):
             raise CallFailed(f"the writer process ended during {work.__name__} "
                              f"(exit code {self._process.exitcode})") from None
-        if interrupted is not None:
-            raise interrupted
         kind, value = answer
         if kind == "refused":
             raise CallRefused(value)
         if kind == "failed":
             raise CallFailed(value)
+        if interrupted is not None:
+            raise Interrupted(interrupted, value)
         return value
 
     def open(self, where: Where, experiment_id: str, tags: Mapping[str, str], name: str) -> PendingRun:
