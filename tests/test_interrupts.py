@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -35,6 +36,16 @@ def test_a_signal_that_lands_in_a_finaliser_is_delivered_again():
                               capture_output=True, text=True, timeout=30)
         assert done.stdout.strip() == f"interrupted: received {name} {name}", done.stdout + done.stderr
         assert "Exception ignored" not in done.stderr
+
+
+def _what_the_script_saw(script: str, folder: Path) -> dict:
+    """Run ``script`` (its ``src`` and ``folder`` filled in) in a fresh process, which
+    must exit 0; the JSON it printed last."""
+    done = subprocess.run([sys.executable, "-c", script.format(src=str(ROOT / "src"), folder=str(folder))],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 CTRL_C_IN_THE_LAST_FLUSH = """
@@ -78,11 +89,7 @@ def test_ctrl_c_during_a_sweeps_last_flush_still_completes_the_children_and_clos
     # the signal lands while the callback waits for the writer at the sweep's end: the
     # writer still completes the child it was handed, the parent is closed as KILLED,
     # and the interrupt goes on to the command (exit 130)
-    script = CTRL_C_IN_THE_LAST_FLUSH.format(src=str(ROOT / "src"), folder=str(tmp_path))
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = _what_the_script_saw(CTRL_C_IN_THE_LAST_FLUSH, tmp_path)
     assert seen["raised"] == "received SIGINT"
     assert seen["child"] == "FINISHED" and seen["child_mase"] == 0.5 and seen["waited"] >= 1.0
     assert seen["parent"] == "KILLED"
@@ -119,11 +126,7 @@ def test_ctrl_c_while_the_writer_opens_the_parent_is_raised_after_with_the_paren
     # the callback waits for the writer to open the sweep's parent: Ctrl-C meanwhile
     # waits until the parent exists, and comes with its id, so that the way out closes
     # it (tssweep.callbacks: KILLED) instead of leaving it RUNNING
-    script = CTRL_C_DURING_A_CALL.format(src=str(ROOT / "src"), folder=str(tmp_path))
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = _what_the_script_saw(CTRL_C_DURING_A_CALL, tmp_path)
     assert seen["raised"] == "received SIGINT" and seen["kind"] == "KeyboardInterrupt"
     assert seen["waited"] >= 1.5
     from mlflow import MlflowClient
