@@ -28,7 +28,6 @@ imports sktime and checks its input. The sweep's process then never imports mlfl
 from __future__ import annotations
 
 import atexit
-import gc
 import importlib
 import itertools
 import multiprocessing
@@ -269,7 +268,7 @@ def _serve(pipe, parents_end, uri: str) -> None:
             if message[0] == "do":
                 _, work, args = message
                 pipe.send(_answer(work, args))
-                if not importing.is_alive() and importing.ident is None:
+                if importing.ident is None:  # not started yet
                     importing.start()
                 continue
             if message[0] == "open":
