@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -136,16 +138,14 @@ def warm(uri: str) -> None:
             client_of(uri)
         elif uri.startswith("sqlite:///") and not file.exists():
             _prebuild(uri)
-    except Exception:  # open_store() meets it again, and reports it
-        client_of.cache_clear()
+    except Exception:  # open_store() meets it again (a failed client is not cached), and reports it
+        pass
 
 
 def _prebuild(uri: str) -> None:
     """A new SQLite store's schema, made by MLflow in a temp folder (kept in
     :data:`_prebuilt` until placed or discarded)."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    import logging
+    from mlflow import MlflowClient
 
     folder = Path(tempfile.mkdtemp(prefix="tssweep-new-store-"))
     _prebuilt[uri] = folder / "mlflow.db"
@@ -154,13 +154,25 @@ def _prebuild(uri: str) -> None:
     level = said.level
     said.setLevel(logging.WARNING)  # "Creating initial MLflow database tables", of a store not made yet
     try:
-        client_of(aside)
+        MlflowClient(tracking_uri=aside)
     finally:
         said.setLevel(level)
-        client_of.cache_clear()
-    engine = SqlAlchemyStore._engine_map.pop(aside, None) if hasattr(SqlAlchemyStore, "_engine_map") else None
+    engine = _engines().pop(aside, None)
     if engine is not None:
         engine.dispose()
+
+
+def _engines() -> dict:
+    """MLflow's SQLAlchemy engines of this process, by database URI (empty before any)."""
+    sql_store = sys.modules.get("mlflow.store.tracking.sqlalchemy_store")
+    return getattr(getattr(sql_store, "SqlAlchemyStore", None), "_engine_map", {})
+
+
+def forget_connections() -> None:
+    """Forget, without closing them, the database connections this process got with a
+    fork: they are its parent's (SQLAlchemy's way after a fork); its pools open its own."""
+    for engine in _engines().values():
+        engine.dispose(close=False)
 
 
 def _place_prebuilt(uri: str) -> None:

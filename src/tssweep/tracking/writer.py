@@ -236,15 +236,13 @@ def _serve(pipe, parents_end, uri: str) -> None:
     parents_end.close()
     for signum in _SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    # The store's modules, and its client where making it changes nothing, while the
-    # sweep's process imports the rest and checks its input. A store opened in the sweep's
-    # process before (a second sweep in one process) came with the fork: its database
-    # connections are forgotten here, not shared (SQLAlchemy's way after a fork).
-    sql_store = sys.modules.get("mlflow.store.tracking.sqlalchemy_store")
-    for engine in getattr(getattr(sql_store, "SqlAlchemyStore", None), "_engine_map", {}).values():
-        engine.dispose(close=False)
     from tssweep.tracking import runs, store
 
+    # a store the sweep's process opened before (a second sweep in one process) came
+    # with the fork: its connections are not the writer's to use
+    store.forget_connections()
+    # the store's modules, and its client where making it changes nothing, while the
+    # sweep's process imports the rest and checks its input
     store.warm(uri)
     TrackedRun, failure_text = runs.TrackedRun, runs.failure_text
     # in a thread, from the first call (the parent's) on: the runs' creation and params,
@@ -267,7 +265,7 @@ def _serve(pipe, parents_end, uri: str) -> None:
                 continue
             if message[0] == "do":
                 _, work, args = message
-                pipe.send(_answer(work, args))
+                pipe.send(_outcome(work, args))
                 if importing.ident is None:  # not started yet
                     importing.start()
                 continue
@@ -312,7 +310,7 @@ def _import(names: tuple[str, ...]) -> None:
     startup.done()
 
 
-def _answer(work: Callable, args: tuple) -> tuple[str, object]:
+def _outcome(work: Callable, args: tuple) -> tuple[str, object]:
     """What ``work(*args)`` returned, or how it failed, as the sweep's process is told."""
     try:
         return "done", work(*args)
