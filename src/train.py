@@ -43,8 +43,13 @@ def main(cfg: DictConfig) -> float:
 if __name__ == "__main__":
     from tssweep import interrupts, overrides
     from tssweep.errors import BadInput
+    from tssweep.tracking import writer
 
     interrupts.install()
+    if overrides.sweeps(sys.argv[1:]):
+        # a sweep's MLflow work is its writer's: forked now, it imports MLflow while
+        # this process composes the config and checks it (tssweep.tracking.writer)
+        writer.prefork()
     try:
         # a typo in a key or option is named, with its near matches, before Hydra runs
         overrides.refuse_unknown(sys.argv[1:], CONF_DIR, "config")

@@ -245,6 +245,32 @@ def test_the_writer_answers_calls_in_order_with_their_results_and_their_errors(s
     assert writer.call(_parent_of, where, str(tmp_path / "here")) not in (parent, None)
 
 
+def test_a_writer_forked_before_its_store_is_known_serves_the_store_it_is_given(store, where, tmp_path):
+    from tssweep.tracking import writer
+
+    # forked as src/train.py forks it for a sweep, before Hydra has composed the config
+    writer.prefork()
+    spare = writer._spare
+    background = writer.start(where)
+    try:
+        assert background is spare and writer._spare is None and writer.active(where) is background
+        parent = background.call(_parent_of, where, str(tmp_path / "sweep"))
+        (made,) = store.client.search_runs([store.experiment_id])
+        assert made.info.run_id == parent
+        assert made.data.tags["tssweep.owners"].split("/")[1] == str(background._process.pid) != str(os.getpid())
+    finally:
+        assert background.stop() == []
+
+    # one never given a store (a refused command's) is ended at once, having made nothing
+    writer.prefork()
+    unused = writer._spare
+    writer._spare = None
+    started = time.monotonic()
+    assert unused.alive() and unused.stop() == []
+    assert not unused.alive() and time.monotonic() - started < 5
+    assert [run.info.run_id for run in store.client.search_runs([store.experiment_id])] == [parent]
+
+
 def test_jobs_write_their_own_runs_once_the_writer_is_gone(store, where, tmp_path):
     from tssweep.tracking import writer
 

@@ -35,6 +35,15 @@ _NOT_COMPOSING = ("help", "hydra_help", "shell_completion", "info", "config_path
                   "config_dir", "experimental_rerun")
 
 
+def sweeps(argv: list[str]) -> bool:
+    """Whether the command runs a sweep (``-m``), not one that prints something instead
+    (``--help``, ``--cfg job``)."""
+    from hydra._internal.utils import get_args_parser
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    return bool(args.multirun) and not args.cfg and not any(getattr(args, flag, None) for flag in _NOT_COMPOSING)
+
+
 def refuse_unknown(argv: list[str], conf_dir: Path, config_name: str) -> None:
     """Compose ``config_name`` with the command's overrides (not its sweeps, which the
     sweep callback composes job by job) and raise a :class:`BadInput` naming the unknown

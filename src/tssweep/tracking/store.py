@@ -120,6 +120,12 @@ def client_of(uri: str) -> MlflowClient:
 _prebuilt: dict[str, Path] = {}
 
 
+def preload() -> None:
+    """Import MLflow's client and its SQL store, before the store's URI is known."""
+    import mlflow  # noqa: F401
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+
 def warm(uri: str) -> None:
     """Import what opening ``uri`` takes and, where that changes nothing, make its
     client already: an existing SQLite file's, a tracking server's. For a SQLite file

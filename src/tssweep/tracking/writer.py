@@ -1,9 +1,10 @@
 """A process beside a sweep that does its MLflow work: the parent, the summary, and
 the child runs of the jobs in the sweep's own process, while the next job trains.
 
-The callback forks it first thing, before the sweep's process has imported mlflow, so
-that mlflow's import and the store's opening happen on the other core while the sweep
-imports sktime and checks its input. The sweep's process then never imports mlflow:
+``src/train.py`` forks it for a sweep as soon as Hydra is imported (:func:`prefork`),
+before the store is known: it imports MLflow on the other core while the sweep's
+process composes its config, imports sktime and checks its input; the callback then
+gives it the store (:func:`start`). The sweep's process never imports mlflow:
 
 - :meth:`Writer.call` runs a function there and waits for its answer: the callback
   opens the parent that way (once the checks passed: nothing exists before) and
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from tssweep.tracking.store import Where
 
 _active: Writer | None = None
+_spare: Writer | None = None  # forked by prefork(), not given a store yet
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 # imported beside the writer's work, once the parent is open, before they are asked
 # for: what a job's completion needs to be unpickled (its work is tssweep.job's), what
@@ -74,13 +76,14 @@ class Interrupted(KeyboardInterrupt):
 class Writer:
     """The writer process of this process's sweep, and the pipe to it.
 
-    ``sweep`` is ``(parent run id, experiment id, swept keys)`` once the callback has
-    opened the parent: what a job's run needs to be a child of it."""
+    ``where`` is its store: given when it is forked, or later (:meth:`bind`); until
+    then it only imports. ``sweep`` is ``(parent run id, experiment id, swept keys)``
+    once the callback has opened the parent: what a job's run needs to be a child of it."""
 
-    def __init__(self, where: Where) -> None:
+    def __init__(self, where: Where | None = None) -> None:
         context = multiprocessing.get_context("fork")
         self._pipe, theirs = context.Pipe()
-        self._process = context.Process(target=_serve, args=(theirs, self._pipe, where.uri),
+        self._process = context.Process(target=_serve, args=(theirs, self._pipe, where and where.uri),
                                         name="tssweep-writer", daemon=True)
         self._process.start()
         theirs.close()
@@ -89,6 +92,11 @@ class Writer:
         self._handles = itertools.count()
         # before multiprocessing's own exit handler, which would end the process unasked
         atexit.register(self.stop)
+
+    def bind(self, where: Where) -> None:
+        """Give a writer forked without a store the store at ``where``."""
+        self.send(("where", where.uri))
+        self.where = where
 
     def call(self, work: Callable, *args):
         """``work(*args)`` done by the writer, after everything sent before; its result.
@@ -154,6 +162,11 @@ class Writer:
             _active = None
         if self._pipe.closed:
             return []
+        if self.where is None:  # never given a store, it has written nothing: not waited for
+            self._process.kill()
+            self._pipe.close()
+            self._process.join()
+            return []
         failed, _ = self.flush()
         if not self._pipe.closed:
             try:
@@ -204,14 +217,36 @@ class PendingRun:
         self._call("fail", error, trace)
 
 
+def prefork() -> None:
+    """Fork this process's writer now, before its store is known (:func:`start` gives
+    it the store), so that it imports MLflow while this process goes on. Nothing where
+    processes cannot fork. One that is never given a store is killed at exit: it has
+    only imported."""
+    global _spare
+    if _can_fork() and _spare is None:
+        _spare = Writer()
+
+
 def start(where: Where) -> Writer | None:
-    """Fork this process's writer for the store at ``where`` (where processes can fork:
-    Linux), None elsewhere. Not while holding a file lock: the writer would hold it too."""
-    global _active
-    if "fork" not in multiprocessing.get_all_start_methods() or sys.platform == "darwin":
+    """This process's writer for the store at ``where``: the one :func:`prefork` made,
+    else one forked now (where processes can fork: Linux); None elsewhere. Not while
+    holding a file lock: a writer forked then would hold it too."""
+    global _active, _spare
+    if not _can_fork():
         return None
-    _active = Writer(where)
+    spare, _spare = _spare, None
+    if spare is not None and spare.alive():
+        spare.bind(where)
+        _active = spare
+    else:
+        if spare is not None:
+            spare.stop()
+        _active = Writer(where)
     return _active
+
+
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
 
 
 def active(where: Where) -> Writer | None:
@@ -230,9 +265,9 @@ def call(work: Callable, *args):
     return _active.call(work, *args)
 
 
-def _serve(pipe, parents_end, uri: str) -> None:
+def _serve(pipe, parents_end, uri: str | None) -> None:
     """The writer's loop: do what each message asks, in order, until told to stop or the
-    sweep's end of the pipe closes."""
+    sweep's end of the pipe closes. Without ``uri``, the first message gives it."""
     parents_end.close()
     for signum in _SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
@@ -241,14 +276,24 @@ def _serve(pipe, parents_end, uri: str) -> None:
     # a store the sweep's process opened before (a second sweep in one process) came
     # with the fork: its connections are not the writer's to use
     store.forget_connections()
+    if uri is None:  # forked before the store was known: MLflow imported meanwhile
+        store.preload()
+        try:
+            given = pipe.recv()
+        except (EOFError, OSError):
+            return
+        if given is None:
+            return
+        _, uri = given
     # the store's modules, and its client where making it changes nothing, while the
     # sweep's process imports the rest and checks its input
     store.warm(uri)
     TrackedRun, failure_text = runs.TrackedRun, runs.failure_text
-    # in a thread, from the first call (the parent's) on: the runs' creation and params,
-    # which need none of them, are written meanwhile
+    # in a thread: the parent's call, the runs' creation and params, which need none
+    # of them, are answered and written meanwhile
     importing = threading.Thread(target=_import, args=(_WARM_MODULES,), name="tssweep-writer-imports",
                                  daemon=True)
+    importing.start()
     pending: dict[int, TrackedRun | None] = {}  # None: failed, the rest of it dropped
     failed: list[str] = []
     try:
@@ -266,8 +311,6 @@ def _serve(pipe, parents_end, uri: str) -> None:
             if message[0] == "do":
                 _, work, args = message
                 pipe.send(_outcome(work, args))
-                if importing.ident is None:  # not started yet
-                    importing.start()
                 continue
             if message[0] == "open":
                 _, handle, where, experiment_id, tags, name, started = message
