@@ -59,7 +59,7 @@ def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client,
 
 
 def test_a_sweep_is_one_parent_with_nested_children(train, client, tmp_path):
-    train("-m", "preprocess=none,log")
+    process = train("-m", "preprocess=none,log")
     runs = runs_of(client)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -85,6 +85,12 @@ def test_a_sweep_is_one_parent_with_nested_children(train, client, tmp_path):
         "children.csv", "summary.md", "mase_by_child.png"}
     ranking = pd.read_csv(client.download_artifacts(parent.info.run_id, "children.csv", str(tmp_path)))
     assert ranking["run_id"].iloc[0] == best.info.run_id
+    # the verdict, the registered winner and the links, printed as Hydra prints its own
+    # lines (the writer that prints them was forked before Hydra set its logging up)
+    verdict = re.search(r"\]\[HYDRA\] \n- \*\*Best:\*\* (\w+) with mase = ", process.stdout)
+    assert verdict and verdict.group(1) == best.info.run_name
+    assert f"({best.info.run_name}, refitted on all the data) is the **champion**" in process.stdout
+    assert re.search(r"side by side: +http://127\.0\.0\.1:5000/#/compare-runs", process.stdout)
 
 
 def test_a_failing_job_fails_alone_and_the_sweep_still_closes(train, client):

@@ -17,11 +17,13 @@ closed, with its summary, however the sweep ends.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import logging
 import os
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -86,7 +88,10 @@ class MlflowSweepCallback(Callback):
         # MLflow's work is the writer's, forked first: it imports mlflow and opens the
         # store on the other core while this process checks the sweep
         self._where = tracking.where(config.tracking)
-        self._writer = writer.start(self._where)
+        verbose = config.hydra.verbose
+        self._writer = writer.start(self._where, (
+            _detached(config.hydra.hydra_logging),
+            OmegaConf.to_container(verbose) if OmegaConf.is_config(verbose) else verbose))
         # Hydra turns a callback's exception into a warning and runs the sweep anyway,
         # whose jobs would then find no parent: stop the command here instead.
         try:
@@ -176,9 +181,7 @@ class MlflowSweepCallback(Callback):
         # the winner is registered once, by the process that closes a completed sweep
         register = completed and not others and bool(self._tracking_cfg.registry.enabled)
         try:
-            writer.call(_summarise, where, parent_id, self._metric, Path(self._sweep_dir), self._study,
-                        self._task, self._ui, self._name, self._summary_cfg, self._seed, self._swept,
-                        self._tracking_cfg if register else None)
+            self._summarise(where, parent_id, register)
         finally:
             with self._study_lock():  # no other process asks for a trial meanwhile
                 others = shared_study.other_searches(*self._study) if self._study else 0
@@ -195,6 +198,39 @@ class MlflowSweepCallback(Callback):
         if interrupted_here is not None:
             raise interrupted_here
         return failed
+
+    def _summarise(self, where: tracking.Where, parent_id: str, register: bool) -> None:
+        """The parent's summary and verdict, made by the writer, and (``register``) each
+        group's winner refitted on all its data and registered. The refits are made here,
+        in a thread, while the writer writes the summary: this process has the training's
+        modules and data at hand, and its cores are free."""
+        interrupted: list[KeyboardInterrupt] = []  # Ctrl-C meanwhile: raised once all is done
+
+        def done(work, *args):
+            try:
+                return writer.call(work, *args)
+            except writer.Interrupted as stopped:
+                interrupted.append(stopped)
+                return stopped.result
+
+        def result(refit: concurrent.futures.Future):
+            while True:
+                try:
+                    return refit.result()
+                except KeyboardInterrupt as stopped:
+                    interrupted.append(stopped)
+
+        winners = done(_winners, where, parent_id, self._metric, self._swept, self._tracking_cfg) if register else []
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tssweep-refit") as pool:
+            refits = {winner.run_id: pool.submit(_refit, winner.config) for winner in winners
+                      if winner.registered is None}
+            summary = done(_summary, where, parent_id, self._metric, Path(self._sweep_dir), self._study,
+                           self._task, self._ui, self._name, self._summary_cfg, self._seed, self._swept)
+            finals = {run_id: result(refit) for run_id, refit in refits.items()}
+        done(_conclude, where, parent_id, summary, winners, finals, self._metric, self._ui, self._name,
+             Path(self._sweep_dir))
+        if interrupted:
+            raise interrupted[0]
 
     def _stop_writer(self) -> None:
         if self._writer is not None:
@@ -281,14 +317,64 @@ def _finish_parent(where: tracking.Where, parent_id: str, status: str) -> None:
     tracking.finish_parent(tracking.open_store(where), parent_id, status)
 
 
-def _summarise(where: tracking.Where, parent_id: str, metric: str, sweep_dir: Path,
-               study: tuple[str, str] | None, task: str, ui: str, title: str,
-               summary_cfg: DictConfig, seed: int, swept_keys: list[str],
-               registry_cfg: DictConfig | None) -> None:
-    """Hand the children, their per-point losses and fold values to the report, register
-    each group's winner (given ``registry_cfg``, the tracking config), log what it made on
-    the parent with links to the answer in the UI, and print the verdict and the links.
-    Done in the writer, which holds the store."""
+@dataclass
+class _Winner:
+    """A group's best child, to be registered: its job's config, or the version that
+    holds it already (a resumed search whose best trial did not change)."""
+
+    run_id: str
+    run_name: str
+    name: str  # the registered model's
+    config: DictConfig | None
+    registered: object | None  # a tssweep.tracking.registry.Registration
+
+
+@dataclass
+class _Summary:
+    """What the writer made of the children (:func:`_summary`), for :func:`_conclude`."""
+
+    made: report.ParentReport
+    metrics: dict
+    compare: str | None
+    table: str
+
+
+def _winners(where: tracking.Where, parent_id: str, metric: str, swept_keys: list[str],
+             tracking_cfg: DictConfig) -> list[_Winner]:
+    """The best finished child of each group (:func:`tssweep.report.winners`), with
+    what registering it takes. Done in the writer, which holds the store."""
+    from tssweep.tracking import registry
+
+    store = tracking.open_store(where)
+    children = {run.info.run_id: run for run in tracking.child_runs(store, parent_id)}
+    frame = tracking.runs_frame(list(children.values()), metric, swept_keys)
+    winners = []
+    for run_id in report.winners(frame, metric):
+        run = children[run_id]
+        name = registry.registered_name(tracking_cfg, run.data.params.get("dataset.name", "data"))
+        done = registry.already_registered(store, name, run_id)
+        winners.append(_Winner(run_id, run.info.run_name, name,
+                               tracking.job_config(store, run_id) if done is None else None, done))
+    return winners
+
+
+def _refit(cfg: DictConfig):
+    """A winner's pipeline fitted on all its labelled data (``tssweep.job.fit_final``),
+    or the error that stopped it: the ranking and the verdict stand without it."""
+    from tssweep import job
+
+    try:
+        return job.fit_final(cfg)
+    except Exception as err:
+        return err
+
+
+def _summary(where: tracking.Where, parent_id: str, metric: str, sweep_dir: Path,
+             study: tuple[str, str] | None, task: str, ui: str, title: str,
+             summary_cfg: DictConfig, seed: int, swept_keys: list[str]) -> _Summary:
+    """Hand the children, their per-point losses and fold values to the report, which
+    writes the summary into ``sweep_dir``, and make the UI's views of the answer. Done in
+    the writer, which holds the store."""
     store = tracking.open_store(where)
     children = tracking.child_runs(store, parent_id)
     frame = tracking.runs_frame(children, metric, swept_keys)
@@ -311,46 +397,57 @@ def _summarise(where: tracking.Where, parent_id: str, metric: str, sweep_dir: Pa
     metrics = {**made.metrics,
                "n_pruned": sum(tracking.PRUNED_TAG in run.data.tags for run in children),
                "n_interrupted": sum(tracking.INTERRUPTED_TAG in run.data.tags for run in children)}
-    registered = (_register_winners(store, parent_id, children, made.winners, metric, registry_cfg, ui, title)
-                  if registry_cfg is not None else {})
+    return _Summary(made, metrics, compare, table)
+
+
+def _conclude(where: tracking.Where, parent_id: str, summary: _Summary, winners: list[_Winner],
+              finals: dict[str, object], metric: str, ui: str, title: str, sweep_dir: Path) -> None:
+    """Register each winner (``finals``: its refit, or the error that stopped it), log
+    the summary on the parent with links to the answer in the UI, and print the verdict
+    and the links. Done in the writer, which holds the store."""
+    store = tracking.open_store(where)
+    made = summary.made
+    registered = _register_winners(store, parent_id, winners, finals, metric, ui, title)
     verdict = [*made.verdict, *registered.values()]
     if registered:
         made.tags[REGISTERED_TAG] = ", ".join(registered)
-        with (sweep_dir / "summary" / "summary.md").open("a") as summary:
-            summary.write("\n## Registered\n\n" + "\n".join(registered.values()) + "\n")
-    tags = {**made.tags, dashboard.NOTE_TAG: dashboard.note(title, verdict, compare, table),
-            dashboard.TABLE_TAG: table, **({dashboard.COMPARE_TAG: compare} if compare else {})}
+        with (sweep_dir / "summary" / "summary.md").open("a") as summary_md:
+            summary_md.write("\n## Registered\n\n" + "\n".join(registered.values()) + "\n")
+    tags = {**made.tags, dashboard.NOTE_TAG: dashboard.note(title, verdict, summary.compare, summary.table),
+            dashboard.TABLE_TAG: summary.table, **({dashboard.COMPARE_TAG: summary.compare} if summary.compare else {})}
     log.info("\n%s\n  side by side:      %s\n  best first:        %s\n  (shown by `make ui`, "
              "or the tracking server)", "\n".join(line for line in verdict if line),
-             compare or "(no child finished)", table)
+             summary.compare or "(no child finished)", summary.table)
     run = tracking.TrackedRun(store, parent_id)
-    run.log(metrics=metrics, tags=tags)
+    run.log(metrics=summary.metrics, tags=tags)
     run.log_artifacts(sweep_dir / "summary")
 
 
-def _register_winners(store: tracking.Store, parent_id: str, children: list, winners: list[str],
-                      metric: str, tracking_cfg: DictConfig, ui: str, title: str) -> dict[str, str]:
-    """Each group's winner refitted on all its data and registered (``tssweep.job.
-    register_winner``); returns, per version (``name/version@alias``), the verdict line
-    that says what it became and why. A winner that cannot be refitted or registered is
-    reported, and the sweep still closes."""
-    from tssweep import job
+def _register_winners(store: tracking.Store, parent_id: str, winners: list[_Winner], finals: dict[str, object],
+                      metric: str, ui: str, title: str) -> dict[str, str]:
+    """Each group's winner, refitted on all its data (``finals``), registered
+    (``tssweep.tracking.registry.publish``); returns, per version (``name/version@alias``),
+    the verdict line that says what it became and why. A winner that could not be
+    refitted or registered is reported, and the sweep still closes."""
     from tssweep.tracking import registry
 
-    runs = {run.info.run_id: run for run in children}
     lines = {}
-    for run_id in winners:
-        winner = runs[run_id]
+    for winner in winners:
         try:
-            name = registry.registered_name(tracking_cfg, winner.data.params.get("dataset.name", "data"))
-            made = job.register_winner(tracking.job_config(store, run_id), store, parent_id, run_id,
-                                       name, metric, f"sweep {title}")
+            made = winner.registered
+            if made is None:
+                final = finals[winner.run_id]
+                if isinstance(final, Exception):
+                    raise final
+                made = registry.publish(store, parent_id, winner.run_id, final, winner.config, winner.name,
+                                        metric, f"sweep {title}")
+                log.info("Registered %s", made.line())
         except Exception as err:  # the ranking and the verdict stand without it
-            log.error("The winner %s (%s) was not registered: %s", winner.info.run_name, run_id, err)
-            lines[f"{winner.info.run_name}: not registered"] = (
-                f"- **Not registered:** {winner.info.run_name}: {type(err).__name__}: {err}")
+            log.error("The winner %s (%s) was not registered: %s", winner.run_name, winner.run_id, err)
+            lines[f"{winner.run_name}: not registered"] = (
+                f"- **Not registered:** {winner.run_name}: {type(err).__name__}: {err}")
             continue
         lines[f"{made.name}/{made.version}@{made.alias}"] = (
             f"- **Registered:** [{made.name} version {made.version}]({ui}{made.ui_path}) "
-            f"({winner.info.run_name}, refitted on all the data) is the **{made.alias}**: {made.reason}.")
+            f"({winner.run_name}, refitted on all the data) is the **{made.alias}**: {made.reason}.")
     return lines

@@ -121,8 +121,18 @@ def write_report(children: pd.DataFrame, losses: dict[str, pd.Series], fold_valu
             shutil.copy(results, out / results.name)
         metrics.update(study_metrics)
         tags.update(study_tags, **{"optuna.storage": redact_uri(storage)})
-    return ParentReport(metrics, tags, verdict_lines(verdicts, metric), best_first,
-                        [verdict.best_run_id for verdict in verdicts])
+    return ParentReport(metrics, tags, verdict_lines(verdicts, metric), best_first, _best_of_groups(ranked))
+
+
+def winners(children: pd.DataFrame, metric: str) -> list[str]:
+    """The best finished child's run id in each group, in the order the groups ran:
+    the winners :func:`write_report` names (``children`` as it takes them)."""
+    return _best_of_groups(rank(group_children(children), metric, greater_is_better(metric)))
+
+
+def _best_of_groups(ranked: pd.DataFrame) -> list[str]:
+    finished = ranked[ranked["rank"].notna()]
+    return finished.loc[finished["rank"] == 1, "run_id"].tolist()
 
 
 def loss_column(metric: str) -> str | None:

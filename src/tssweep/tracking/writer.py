@@ -93,9 +93,11 @@ class Writer:
         # before multiprocessing's own exit handler, which would end the process unasked
         atexit.register(self.stop)
 
-    def bind(self, where: Where) -> None:
-        """Give a writer forked without a store the store at ``where``."""
-        self.send(("where", where.uri))
+    def bind(self, where: Where, logs: tuple | None = None) -> None:
+        """Give a writer forked without a store the store at ``where``, and ``logs``:
+        Hydra's ``(log config, verbose)`` of the sweep's process, which was not set up
+        yet when the writer was forked (its lines are printed as the sweep's)."""
+        self.send(("where", where.uri, logs))
         self.where = where
 
     def call(self, work: Callable, *args):
@@ -227,16 +229,17 @@ def prefork() -> None:
         _spare = Writer()
 
 
-def start(where: Where) -> Writer | None:
-    """This process's writer for the store at ``where``: the one :func:`prefork` made,
-    else one forked now (where processes can fork: Linux); None elsewhere. Not while
-    holding a file lock: a writer forked then would hold it too."""
+def start(where: Where, logs: tuple | None = None) -> Writer | None:
+    """This process's writer for the store at ``where``: the one :func:`prefork` made
+    (given ``logs``, see :meth:`Writer.bind`), else one forked now (where processes can
+    fork: Linux); None elsewhere. Not while holding a file lock: a writer forked then
+    would hold it too."""
     global _active, _spare
     if not _can_fork():
         return None
     spare, _spare = _spare, None
     if spare is not None and spare.alive():
-        spare.bind(where)
+        spare.bind(where, logs)
         _active = spare
     else:
         if spare is not None:
@@ -284,7 +287,11 @@ def _serve(pipe, parents_end, uri: str | None) -> None:
             return
         if given is None:
             return
-        _, uri = given
+        _, uri, logs = given
+        if logs is not None:
+            from hydra.core.utils import configure_log
+
+            configure_log(*logs)
     # the store's modules, and its client where making it changes nothing, while the
     # sweep's process imports the rest and checks its input
     store.warm(uri)
