@@ -245,6 +245,15 @@ def test_the_writer_answers_calls_in_order_with_their_results_and_their_errors(s
     assert writer.call(_parent_of, where, str(tmp_path / "here")) not in (parent, None)
 
 
+def test_a_sweeps_own_process_imports_neither_mlflow_nor_optuna_nor_matplotlib():
+    # its jobs train; the writer logs them, and only a search's jobs report to Optuna
+    code = ("import sys; import tssweep.job, tssweep.callbacks, tssweep.tracking.writer; "
+            "print(sorted(m for m in ('mlflow', 'optuna', 'matplotlib') if m in sys.modules))")
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.strip() == "[]"
+
+
 def test_a_writer_forked_before_its_store_is_known_serves_the_store_it_is_given(store, where, tmp_path):
     from tssweep.tracking import writer
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import optuna
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,6 +25,8 @@ def fold_reporter(cfg: DictConfig, sweeper_cfg: DictConfig | None) -> FoldReport
         return None
     if OmegaConf.is_list(cfg.optimized_metric) or OmegaConf.is_list(sweeper_cfg.get("direction")):
         return None  # multi-objective: Optuna cannot prune
+    import optuna  # a search's job only: a grid sweep's jobs never import it
+
     pruner = instantiate(sweeper_cfg.pruner) if sweeper_cfg.get("pruner") else None
     storage = optuna.storages.get_storage(sweeper_cfg.storage)
     study = optuna.load_study(study_name=sweeper_cfg.study_name, storage=storage, pruner=pruner)
