@@ -1,15 +1,16 @@
 """The Hydra callback that makes a multirun one MLflow parent run with nested children.
 
 Registered in ``conf/hydra/default.yaml``. ``on_multirun_start`` runs once in the main
-process before any job. It forks the sweep's writer process (``tssweep.tracking.writer``),
-which does the sweep's MLflow work: it imports mlflow and readies the store while this
-process refuses what cannot work, so nothing is left half-made: the job checks on every
+process before any job. It gives the sweep's writer process (``tssweep.tracking.writer``,
+which ``src/train.py`` forked, or forked here) the store: the writer does the sweep's
+MLflow work, and readies the store while this process refuses what cannot work, so nothing is left half-made: the job checks on every
 value the sweep will try and, for tssweep's Optuna sweeper, the search space (parsed
 by the sweeper's own parser, narrowed to the data), the directions against the metric,
 and a study whose stored setup differs (``tssweep.study_identity``). Then the writer
 creates the store (so parallel workers never race to create a fresh SQLite schema) and
 the parent run. At the end the parent gets the ranking of its children and a verdict
-on the winner, written by the writer too. Hydra skips ``on_multirun_end`` when a job
+on the winner, written by the writer too, while this process refits each winner for
+the registry. Hydra skips ``on_multirun_end`` when a job
 failed, so the same closing step is also registered with ``atexit``: the parent is
 closed, with its summary, however the sweep ends.
 """
@@ -85,7 +86,7 @@ class MlflowSweepCallback(Callback):
         return {**self.__dict__, "_writer": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        # MLflow's work is the writer's, forked first: it imports mlflow and opens the
+        # MLflow's work is the writer's (forked by src/train.py, else now): it opens the
         # store on the other core while this process checks the sweep
         self._where = tracking.where(config.tracking)
         verbose = config.hydra.verbose

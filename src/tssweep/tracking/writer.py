@@ -50,9 +50,9 @@ if TYPE_CHECKING:
 _active: Writer | None = None
 _spare: Writer | None = None  # forked by prefork(), not given a store yet
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
-# imported beside the writer's work, once the parent is open, before they are asked
-# for: what a job's completion needs to be unpickled (its work is tssweep.job's), what
-# the winner's registration and the verdict import
+# imported beside the writer's work, once the store is ready, before they are asked
+# for: what a job's completion and a winner's refit need to be unpickled (tssweep.job's
+# work, sktime's pipelines), what the registration and the verdict import
 _WARM_MODULES = ("tssweep.job", "tssweep.tracking.registry", "arch.bootstrap")
 
 
