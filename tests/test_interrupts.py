@@ -95,6 +95,95 @@ def test_ctrl_c_during_a_sweeps_last_flush_still_completes_the_children_and_clos
     assert seen["parent"] == "KILLED"
 
 
+HELD = """
+import json, os, signal, sys
+sys.path.insert(0, {src!r})
+from tssweep import interrupts
+
+interrupts.install()
+seen = []
+try:
+    with interrupts.held():
+        os.kill(os.getpid(), signal.SIGTERM)
+        seen.append("after the signal")  # the block goes on
+        with interrupts.held():  # an inner block does not raise it either
+            pass
+        seen.append("after the inner block")
+except KeyboardInterrupt as err:
+    seen.append(str(err))
+try:  # raised over nothing else: another exception of the block stands
+    with interrupts.held():
+        raise ValueError("the block's own error")
+except ValueError as err:
+    seen.append(str(err))
+print(json.dumps(seen))
+"""
+
+
+def test_a_signal_inside_a_held_block_interrupts_at_its_end():
+    assert _what_the_script_saw(HELD, ROOT) == [
+        "after the signal", "after the inner block", "received SIGTERM", "the block's own error"]
+
+
+CTRL_C_DURING_THE_REFIT = """
+import json, os, signal, sys, threading, time
+from pathlib import Path
+sys.path.insert(0, {src!r})
+from omegaconf import OmegaConf
+from tssweep import callbacks, interrupts, tracking
+from tssweep.tracking import dashboard, writer
+
+def scored(run, folder):
+    run.log(metrics={{"mase": 0.5}})
+    run.log_artifacts(folder)
+
+def refitted_slowly(cfg):  # the winner's refit, in the sweep's process, while the writer summarises
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C now, taken by the main thread
+    time.sleep(1.5)
+    return RuntimeError(f"refit of seed={{cfg.seed}} stopped here")
+
+callbacks._refit = refitted_slowly
+cfg = OmegaConf.create({{"uri": "sqlite:///{folder}/mlflow.db", "artifact_location": "{folder}/artifacts",
+                        "experiment": "tssweep", "registry": {{"enabled": True}}}})
+store = tracking.open_store(cfg)
+callback = callbacks.MlflowSweepCallback()
+callback._where, callback._tracking_cfg, callback._metric = tracking.where(cfg), cfg, "mase"
+callback._sweep_dir = "{folder}/sweep"
+callback._parent_id = tracking.start_parent(store, callback._sweep_dir, "sweep", ["seed"], {{}})
+callback._writer = writer.start(callback._where)
+callback._writer.sweep = (callback._parent_id, store.experiment_id, ("seed",))
+job = Path("{folder}/job")
+job.mkdir()
+(job / "config.yaml").write_text("seed: 1\\n")
+with tracking.job_run(callback._where, ["seed=1"], {{}}, callback._sweep_dir, "seed=1") as run:
+    run.log(params={{"seed": 1, "dataset.name": "airline"}})
+    run.complete(scored, job)
+interrupts.install()
+started = time.monotonic()
+try:
+    callback._close(completed=True)
+    print(json.dumps({{"raised": False}}))
+except KeyboardInterrupt as err:
+    runs = {{r.data.tags.get("tssweep.role"): r for r in store.client.search_runs([store.experiment_id])}}
+    parent = runs["parent"]
+    print(json.dumps({{"raised": str(err), "waited": time.monotonic() - started, "parent": parent.info.status,
+                      "note": parent.data.tags.get(dashboard.NOTE_TAG, ""),
+                      "best": parent.data.metrics.get("best_mase"),
+                      "artifacts": sorted(a.path for a in store.client.list_artifacts(parent.info.run_id))}}))
+"""
+
+
+def test_ctrl_c_during_the_winners_refit_still_concludes_the_sweep_then_is_raised(tmp_path):
+    # the sweep completed; the signal lands while this process refits the winner and the
+    # writer makes the summary: both finish, the parent gets its summary and the refit's
+    # outcome and is closed FINISHED, then the interrupt goes on to the command (exit 130)
+    seen = _what_the_script_saw(CTRL_C_DURING_THE_REFIT, tmp_path)
+    assert seen["raised"] == "received SIGINT" and seen["waited"] >= 1.5
+    assert seen["parent"] == "FINISHED" and seen["best"] == 0.5
+    assert "Not registered:** seed=1: RuntimeError: refit of seed=1 stopped here" in seen["note"]
+    assert {"children.csv", "summary.md"} <= set(seen["artifacts"])
+
+
 CTRL_C_DURING_A_CALL = """
 import json, os, signal, sys, threading, time
 sys.path.insert(0, {src!r})

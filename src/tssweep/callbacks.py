@@ -204,34 +204,20 @@ class MlflowSweepCallback(Callback):
         """The parent's summary and verdict, made by the writer, and (``register``) each
         group's winner refitted on all its data and registered. The refits are made here,
         in a thread, while the writer writes the summary: this process has the training's
-        modules and data at hand, and its cores are free."""
-        interrupted: list[KeyboardInterrupt] = []  # Ctrl-C meanwhile: raised once all is done
-
-        def done(work, *args):
-            try:
-                return writer.call(work, *args)
-            except writer.Interrupted as stopped:
-                interrupted.append(stopped)
-                return stopped.result
-
-        def result(refit: concurrent.futures.Future):
-            while True:
-                try:
-                    return refit.result()
-                except KeyboardInterrupt as stopped:
-                    interrupted.append(stopped)
-
-        winners = done(_winners, where, parent_id, self._metric, self._swept, self._tracking_cfg) if register else []
-        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tssweep-refit") as pool:
-            refits = {winner.run_id: pool.submit(_refit, winner.config) for winner in winners
-                      if winner.registered is None}
-            summary = done(_summary, where, parent_id, self._metric, Path(self._sweep_dir), self._study,
-                           self._task, self._ui, self._name, self._summary_cfg, self._seed, self._swept)
-            finals = {run_id: result(refit) for run_id, refit in refits.items()}
-        done(_conclude, where, parent_id, summary, winners, finals, self._metric, self._ui, self._name,
-             Path(self._sweep_dir))
-        if interrupted:
-            raise interrupted[0]
+        modules and data at hand, and its cores are free. Ctrl-C meanwhile interrupts once
+        it is all done."""
+        with interrupts.held():
+            winners = (writer.call(_winners, where, parent_id, self._metric, self._swept, self._tracking_cfg)
+                       if register else [])
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tssweep-refit") as pool:
+                refits = {winner.run_id: pool.submit(_refit, winner.config) for winner in winners
+                          if winner.registered is None}
+                summary = writer.call(_summary, where, parent_id, self._metric, Path(self._sweep_dir),
+                                      self._study, self._task, self._ui, self._name, self._summary_cfg,
+                                      self._seed, self._swept)
+                finals = {run_id: refit.result() for run_id, refit in refits.items()}
+            writer.call(_conclude, where, parent_id, summary, winners, finals, self._metric, self._ui,
+                        self._name, Path(self._sweep_dir))
 
     def _stop_writer(self) -> None:
         if self._writer is not None:

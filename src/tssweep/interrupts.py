@@ -9,13 +9,17 @@ flight failed, and the sweep callback closes the parent as KILLED on the way out
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 _received: list[int] = []
+_holding = 0  # blocks inside held()
+_held: list[int] = []  # the interrupting signal, received inside one
 
 
 def install() -> None:
@@ -44,6 +48,26 @@ def _swallowed(unraisable) -> None:
     _default_unraisablehook(unraisable)
 
 
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Ctrl-C or SIGTERM received while the block runs interrupts at its end, not in its
+    middle: for a step that must be done whole (a sweep's close: its summary, the
+    winner's refit and registration). Not raised over another exception of the block."""
+    global _holding
+    _holding += 1
+    try:
+        yield
+    except BaseException:
+        _holding -= 1
+        if not _holding:
+            _held.clear()  # the block's exception goes on instead (the signal is recorded)
+        raise
+    _holding -= 1
+    if not _holding and _held:
+        signum = _held.pop()
+        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
 def interrupted() -> bool:
     """Whether this process received SIGINT or SIGTERM."""
     return bool(_received)
@@ -69,6 +93,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     # only the first signal interrupts: a second Ctrl-C must not cut short the
     # clean-up that closes the runs
     if len(_received) == 1:
+        if _holding:
+            _held.append(signum)
+            return
         raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
 
