@@ -48,40 +48,53 @@ def _what_the_script_saw(script: str, folder: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-CTRL_C_IN_THE_LAST_FLUSH = """
+# a sweep's callback as on_multirun_start leaves it (its parent open, its writer
+# started), and its close with Ctrl-C somewhere in it; the scripts below add the job
+A_SWEEPS_CLOSE = """
 import json, os, signal, sys, threading, time
+from pathlib import Path
 sys.path.insert(0, {src!r})
 from omegaconf import OmegaConf
-from tssweep import interrupts, tracking
-from tssweep.callbacks import MlflowSweepCallback
-from tssweep.tracking import writer
+from tssweep import callbacks, interrupts, tracking
+from tssweep.tracking import dashboard, writer
 
+def a_sweep(registry):
+    cfg = OmegaConf.create({{"uri": "sqlite:///{folder}/mlflow.db", "artifact_location": "{folder}/artifacts",
+                            "experiment": "tssweep", "registry": {{"enabled": registry}}}})
+    store = tracking.open_store(cfg)
+    callback = callbacks.MlflowSweepCallback()
+    callback._where, callback._tracking_cfg, callback._metric = tracking.where(cfg), cfg, "mase"
+    callback._sweep_dir = "{folder}/sweep"
+    callback._parent_id = tracking.start_parent(store, callback._sweep_dir, "sweep", ["seed"], {{}})
+    callback._writer = writer.start(callback._where)
+    callback._writer.sweep = (callback._parent_id, store.experiment_id, ("seed",))
+    return store, callback
+
+def closed(store, callback):
+    \"\"\"The close's interrupt, how long it took, and the runs by role, after it.\"\"\"
+    interrupts.install()
+    started = time.monotonic()
+    try:
+        callback._close(completed=True)
+        raised = False
+    except KeyboardInterrupt as err:
+        raised = str(err)
+    runs = {{r.data.tags.get("tssweep.role"): r for r in store.client.search_runs([store.experiment_id])}}
+    return raised, time.monotonic() - started, runs
+"""
+
+CTRL_C_IN_THE_LAST_FLUSH = A_SWEEPS_CLOSE + """
 def slowly_scored(run, seconds):
     time.sleep(seconds)
     run.log(metrics={{"mase": 0.5}})
 
-cfg = OmegaConf.create({{"uri": "sqlite:///{folder}/mlflow.db", "artifact_location": "{folder}/artifacts",
-                        "experiment": "tssweep", "registry": {{"enabled": False}}}})
-store = tracking.open_store(cfg)
-callback = MlflowSweepCallback()
-callback._where, callback._tracking_cfg, callback._metric = tracking.where(cfg), cfg, "mase"
-callback._sweep_dir = "{folder}/sweep"
-callback._parent_id = tracking.start_parent(store, callback._sweep_dir, "sweep", ["seed"], {{}})
-callback._writer = writer.start(callback._where)
-callback._writer.sweep = (callback._parent_id, store.experiment_id, ("seed",))
+store, callback = a_sweep(registry=False)
 with tracking.job_run(callback._where, ["seed=1"], {{}}, callback._sweep_dir, "x") as run:
     run.complete(slowly_scored, 1.5)
-interrupts.install()
 threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # while the writer completes it
-started = time.monotonic()
-try:
-    callback._close(completed=True)
-    print(json.dumps({{"raised": False}}))
-except KeyboardInterrupt as err:
-    runs = {{r.data.tags.get("tssweep.role"): r for r in store.client.search_runs([store.experiment_id])}}
-    print(json.dumps({{"raised": str(err), "waited": time.monotonic() - started,
-                      "parent": runs["parent"].info.status, "child": runs["child"].info.status,
-                      "child_mase": runs["child"].data.metrics.get("mase")}}))
+raised, waited, runs = closed(store, callback)
+print(json.dumps({{"raised": raised, "waited": waited, "parent": runs["parent"].info.status,
+                  "child": runs["child"].info.status, "child_mase": runs["child"].data.metrics.get("mase")}}))
 """
 
 
@@ -125,14 +138,7 @@ def test_a_signal_inside_a_held_block_interrupts_at_its_end():
         "after the signal", "after the inner block", "received SIGTERM", "the block's own error"]
 
 
-CTRL_C_DURING_THE_REFIT = """
-import json, os, signal, sys, threading, time
-from pathlib import Path
-sys.path.insert(0, {src!r})
-from omegaconf import OmegaConf
-from tssweep import callbacks, interrupts, tracking
-from tssweep.tracking import dashboard, writer
-
+CTRL_C_DURING_THE_REFIT = A_SWEEPS_CLOSE + """
 def scored(run, folder):
     run.log(metrics={{"mase": 0.5}})
     run.log_artifacts(folder)
@@ -143,33 +149,18 @@ def refitted_slowly(cfg):  # the winner's refit, in the sweep's process, while t
     return RuntimeError(f"refit of seed={{cfg.seed}} stopped here")
 
 callbacks._refit = refitted_slowly
-cfg = OmegaConf.create({{"uri": "sqlite:///{folder}/mlflow.db", "artifact_location": "{folder}/artifacts",
-                        "experiment": "tssweep", "registry": {{"enabled": True}}}})
-store = tracking.open_store(cfg)
-callback = callbacks.MlflowSweepCallback()
-callback._where, callback._tracking_cfg, callback._metric = tracking.where(cfg), cfg, "mase"
-callback._sweep_dir = "{folder}/sweep"
-callback._parent_id = tracking.start_parent(store, callback._sweep_dir, "sweep", ["seed"], {{}})
-callback._writer = writer.start(callback._where)
-callback._writer.sweep = (callback._parent_id, store.experiment_id, ("seed",))
+store, callback = a_sweep(registry=True)
 job = Path("{folder}/job")
 job.mkdir()
 (job / "config.yaml").write_text("seed: 1\\n")
 with tracking.job_run(callback._where, ["seed=1"], {{}}, callback._sweep_dir, "seed=1") as run:
     run.log(params={{"seed": 1, "dataset.name": "airline"}})
     run.complete(scored, job)
-interrupts.install()
-started = time.monotonic()
-try:
-    callback._close(completed=True)
-    print(json.dumps({{"raised": False}}))
-except KeyboardInterrupt as err:
-    runs = {{r.data.tags.get("tssweep.role"): r for r in store.client.search_runs([store.experiment_id])}}
-    parent = runs["parent"]
-    print(json.dumps({{"raised": str(err), "waited": time.monotonic() - started, "parent": parent.info.status,
-                      "note": parent.data.tags.get(dashboard.NOTE_TAG, ""),
-                      "best": parent.data.metrics.get("best_mase"),
-                      "artifacts": sorted(a.path for a in store.client.list_artifacts(parent.info.run_id))}}))
+raised, waited, runs = closed(store, callback)
+parent = runs["parent"]
+print(json.dumps({{"raised": raised, "waited": waited, "parent": parent.info.status,
+                  "note": parent.data.tags.get(dashboard.NOTE_TAG, ""), "best": parent.data.metrics.get("best_mase"),
+                  "artifacts": sorted(a.path for a in store.client.list_artifacts(parent.info.run_id))}}))
 """
 
 
