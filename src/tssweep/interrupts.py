@@ -51,8 +51,9 @@ def _swallowed(unraisable) -> None:
 @contextlib.contextmanager
 def held() -> Iterator[None]:
     """Ctrl-C or SIGTERM received while the block runs interrupts at its end, not in its
-    middle: for a step that must be done whole (a sweep's close: its summary, the
-    winner's refit and registration). Not raised over another exception of the block."""
+    middle (once :func:`install` routed them here): for a step that must be done whole
+    (a sweep's close: its summary, the winner's refit and registration). Not raised
+    over another exception of the block."""
     global _holding
     _holding += 1
     try:
