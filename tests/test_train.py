@@ -58,8 +58,26 @@ def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "outputs"]
 
 
+# what the sweep's writer process had imported when it ended, one module a line
+WRITER_MODULES = (
+    "import atexit, os, sys\n"
+    "from tssweep.tracking import writer\n"
+    "serve = writer._serve\n"
+    "def recorded(*args):\n"
+    "    try:\n"
+    "        serve(*args)\n"
+    "    finally:\n"
+    "        with open(os.environ['WRITER_MODULES'], 'w') as out:\n"
+    "            out.write('\\n'.join(sorted(sys.modules)))\n"
+    "writer._serve = recorded\n")
+
+
 def test_a_sweep_is_one_parent_with_nested_children(train, client, tmp_path):
-    process = train("-m", "preprocess=none,log")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(WRITER_MODULES)
+    process = train("-m", "preprocess=none,log",
+                    env={"PYTHONPATH": str(hook), "WRITER_MODULES": str(tmp_path / "writer_modules.txt")})
     runs = runs_of(client)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -91,6 +109,11 @@ def test_a_sweep_is_one_parent_with_nested_children(train, client, tmp_path):
     assert verdict and verdict.group(1) == best.info.run_name
     assert f"({best.info.run_name}, refitted on all the data) is the **champion**" in process.stdout
     assert re.search(r"side by side: +http://127\.0\.0\.1:5000/#/compare-runs", process.stdout)
+    # the writer logged every child and registered the winner without sktime or CatBoost:
+    # the pipelines came to it packed
+    imported = set((tmp_path / "writer_modules.txt").read_text().split())
+    assert {"mlflow", "tssweep.records", "tssweep.tracking.registry"} <= imported
+    assert not {name for name in imported if name.split(".")[0] in ("sktime", "catboost", "sklearn")}
 
 
 def test_a_failing_job_fails_alone_and_the_sweep_still_closes(train, client):

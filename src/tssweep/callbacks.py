@@ -347,11 +347,12 @@ def _winners(where: tracking.Where, parent_id: str, metric: str, swept_keys: lis
 
 def _refit(cfg: DictConfig):
     """A winner's pipeline fitted on all its labelled data (``tssweep.job.fit_final``),
-    or the error that stopped it: the ranking and the verdict stand without it."""
+    packed for the writer (a forecaster's: the writer needs no sktime to save it), or
+    the error that stopped it: the ranking and the verdict stand without it."""
     from tssweep import job
 
     try:
-        return job.fit_final(cfg)
+        return job.fit_final(cfg).packed()
     except Exception as err:
         return err
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +28,12 @@ from tssweep import (
     preflight,
     preprocess,
     pruning,
+    records,
     redact,
     startup,
     tracking,
 )
-from tssweep.objectives import evaluation_words, test_twin
+from tssweep.objectives import evaluation_words
 from tssweep.tracking import names
 
 log = logging.getLogger(__name__)
@@ -119,113 +119,45 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
 def _forecast(cfg: DictConfig, resolved: dict, choices: dict, series: pd.Series, run: tracking.TrackedRun,
               after_fold, artifacts: Path, metric: str) -> forecast_evaluation.ForecastEvaluation:
     """Backtest a forecasting pipeline and score its holdout; the rest of the run
-    (:func:`_record_forecast`) is completed here or beside the next job."""
+    (:func:`tssweep.records.record_forecast`) is completed here or beside the next job."""
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
     scores = forecast_evaluation.evaluate_forecaster(pipeline, series, cfg.dataset, after_fold=after_fold,
                                                      exog=dataset.load_exog(cfg.dataset))
-    run.complete(_record_forecast, resolved, dataset.display_name(cfg.dataset, choices["dataset"]), series,
-                 scores, artifacts, metric, cfg.tracking.log_models == "all", _model_settings(cfg, scores.fitted))
+    run.complete(records.record_forecast, resolved, dataset.display_name(cfg.dataset, choices["dataset"]),
+                 dataset.target_name(series), _forecast_record(cfg, scores), artifacts, metric)
     return scores
 
 
-def _record_forecast(run: tracking.TrackedRun, resolved: dict, dataset_name: str, series: pd.Series,
-                     scores: forecast_evaluation.ForecastEvaluation, artifacts: Path, metric: str,
-                     with_model: bool, settings: dict[str, object]) -> None:
-    """Log what a forecasting run keeps: its config (``resolved``, as ``config.yaml``),
-    the per-fold and per-point tables (a panel's per-series scores too), the forecast
-    plot, the feature importances, the datasets, the model (``with_model``), the scores
-    with the model ``settings`` it used, and the job's artifacts folder."""
-    from tssweep import plots  # matplotlib: where the run is written (a sweep's writer)
-
-    (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
-    test_metric = test_twin(metric)
-    title = " ".join([dataset_name, run.name] + (
-        [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
-        if test_metric in scores.test_scores else []))
-    scores.fold_scores.to_csv(artifacts / "backtest_folds.csv")
-    scores.backtest_points.to_csv(artifacts / "backtest_points.csv", index=False)  # for the verdict
-    if scores.series_scores is not None:  # a panel: each series' scores, and a few of them drawn
-        # the optimised metric and its holdout twin first: what a reader of the table wants
-        table = scores.series_scores
-        first = [column for column in ("points", metric, test_metric) if column in table.columns]
-        table[first + [column for column in table.columns if column not in first]].to_csv(
-            artifacts / "series_scores.csv")
-        plots.panel_forecast_plot(scores.history, scores.holdout, scores.holdout_forecast,
-                                  scores.series_scores[test_metric], title, artifacts / "forecast.png")
-    else:
-        plots.forecast_plot(scores.history, scores.holdout, scores.holdout_forecast, title,
-                            artifacts / "forecast.png")
-    importances = model.feature_importances(scores.fitted)
-    if importances is not None:
-        pd.Series(importances, name="importance").rename_axis("feature").to_csv(
-            artifacts / "feature_importance.csv")
-    run.log_datasets([(dataset.long_table(part), dataset.fingerprint(part), context)
-                      for part, context in ((scores.history, "training"), (scores.holdout, "holdout"))],
-                     dataset_name, targets=dataset.target_name(series))
-    if with_model:
-        _log_model(run, artifacts, lambda path: tracking.save_forecaster(scores.fitted, path))
-    run.log(params=settings, metrics={**scores.backtest_scores, **scores.test_scores,
-                     "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
-            step_metrics={f"fold_{name}": scores.fold_scores[name].tolist()
-                          for name in forecast_evaluation.METRICS})
-    run.log_artifacts(artifacts)
+def _forecast_record(cfg: DictConfig, scores: forecast_evaluation.ForecastEvaluation) -> records.ForecastRecord:
+    """What the run of ``scores`` keeps, as plain data: the pipeline packed (when models
+    are logged), its importances and settings read off it here."""
+    return records.ForecastRecord(
+        scores.fold_scores, scores.backtest_points, scores.backtest_scores, scores.test_scores, scores.history,
+        scores.holdout, scores.holdout_forecast, scores.fit_seconds, scores.predict_seconds, scores.series_scores,
+        fold_metrics={f"fold_{name}": scores.fold_scores[name].tolist() for name in forecast_evaluation.METRICS},
+        importances=model.feature_importances(scores.fitted),
+        model=tracking.pack_forecaster(scores.fitted) if cfg.tracking.log_models == "all" else None,
+        settings=_model_settings(cfg, scores.fitted))
 
 
 def _classify(cfg: DictConfig, resolved: dict, choices: dict, split: tuple, run: tracking.TrackedRun,
               after_fold, artifacts: Path, metric: str) -> classification_evaluation.ClassificationEvaluation:
     """Cross-validate a classification pipeline and score the test split; the rest of
-    the run (:func:`_record_classification`) is completed here or beside the next job."""
+    the run (:func:`tssweep.records.record_classification`) is completed here or beside
+    the next job."""
     X_train, y_train, X_test, y_test = split
     scores = classification_evaluation.evaluate_classifier(
         preprocess.feature_transformer(cfg.preprocess), model.build_model(cfg.model),
         X_train, y_train, X_test, y_test, folds=int(cfg.dataset.cv.folds), seed=int(cfg.seed),
         after_fold=after_fold)
-    run.complete(_record_classification, resolved, dataset.display_name(cfg.dataset, choices["dataset"]), split,
-                 scores, artifacts, cfg.tracking.log_models == "all", _model_settings(cfg, scores.fitted))
+    run.complete(records.record_classification, resolved, dataset.display_name(cfg.dataset, choices["dataset"]),
+                 split, scores, artifacts, cfg.tracking.log_models == "all", _model_settings(cfg, scores.fitted))
     return scores
-
-
-def _record_classification(run: tracking.TrackedRun, resolved: dict, dataset_name: str, split: tuple,
-                           scores: classification_evaluation.ClassificationEvaluation, artifacts: Path,
-                           with_model: bool, settings: dict[str, object]) -> None:
-    """Log what a classification run keeps: its config (``resolved``, as
-    ``config.yaml``), the per-fold and per-series tables, the confusion matrix, the
-    datasets, the model (``with_model``), the scores with the model ``settings`` it
-    used, and the job's artifacts folder."""
-    from tssweep import plots  # matplotlib: where the run is written (a sweep's writer)
-
-    (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
-    X_train, y_train, X_test, y_test = split
-    scores.fold_scores.to_csv(artifacts / "cv_folds.csv")
-    scores.cv_points.to_csv(artifacts / "cv_points.csv", index=False)  # for the verdict
-    title = (f"{dataset_name} {run.name}: test accuracy "
-             f"{scores.test_scores['test_accuracy']:.3f}")
-    plots.confusion_matrix(scores.y_test, scores.test_predictions, scores.labels, title,
-                           artifacts / "confusion_matrix.png")
-    run.log_datasets([(pd.DataFrame({"series": range(len(y)), "label": y.astype(str)}), dataset.fingerprint(X, y),
-                       context) for (X, y), context in (((X_train, y_train), "train"), ((X_test, y_test), "test"))],
-                     dataset_name, targets="label")
-    if with_model:
-        _log_model(run, artifacts,
-                   lambda path: tracking.save_classifier(scores.fitted, path, scores.test_predictions))
-    run.log(params=settings, metrics={**scores.cv_scores, **scores.test_scores, "n_features": scores.n_features,
-                     "transform_seconds": scores.transform_seconds,
-                     "fit_seconds": scores.fit_seconds, "predict_seconds": scores.predict_seconds},
-            step_metrics={f"fold_cv_{name}": scores.fold_scores[name].tolist()
-                          for name in classification_evaluation.METRICS})
-    run.log_artifacts(artifacts)
 
 
 # settings whose null leaves the value to CatBoost or to the data's width: the run's
 # params get what the fitted model used instead (params cannot change once logged)
 _LEFT_TO_THE_MODEL = frozenset({"model.rsm", "model.border_count"})
-
-
-def _log_model(run: tracking.TrackedRun, artifacts: Path, save) -> None:
-    """Save the fitted pipeline with ``save(path)`` and log it as the run's LoggedModel."""
-    path = artifacts.parent / "model"
-    save(path)
-    tracking.log_model(run.store, run.run_id, path)
 
 
 def _model_settings(cfg: DictConfig, fitted) -> dict[str, object]:
@@ -249,31 +181,20 @@ def _data_tags(task: str, data) -> dict[str, object]:
     return {"data.fingerprint": dataset.fingerprint(data), "data.length": len(data)}
 
 
-@dataclass
-class FinalModel:
-    """A winner's pipeline fitted once more, on all the labelled data: the whole series
-    (holdout included), or the train and test splits together."""
-
-    task: str
-    fitted: object
-    points: int  # points of the series, or labelled series, it was fitted on
-    labels: np.ndarray | None = None  # classification: the labels it can predict
-
-
-def fit_final(cfg: DictConfig) -> FinalModel:
+def fit_final(cfg: DictConfig) -> records.FinalModel:
     """The pipeline of ``cfg`` (a job's resolved config) fitted on all its labelled data."""
-    _route_warnings_to_log()  # in a sweep's writer too, which runs no job
+    _route_warnings_to_log()  # in a sweep's own process too, where a parallel launcher ran no job
     data = preflight.load_data(cfg)
     if cfg.dataset.task == "classification":
         X_train, y_train, X_test, y_test = data
         X, y = pd.concat([X_train, X_test], ignore_index=True), np.concatenate([y_train, y_test])
         fitted = classification_evaluation.fit_classifier(
             preprocess.feature_transformer(cfg.preprocess), model.build_model(cfg.model), X, y)
-        return FinalModel("classification", fitted, len(y), np.asarray(sorted(set(y))))
+        return records.FinalModel("classification", fitted, len(y), np.asarray(sorted(set(y))))
     pipeline = preprocess.wrap_forecaster(cfg.preprocess, model.build_model(cfg.model))
-    return FinalModel("forecasting", forecast_evaluation.fit_forecaster(pipeline, data, int(cfg.dataset.horizon),
-                                                                        dataset.load_exog(cfg.dataset)),
-                      len(data))
+    fitted = forecast_evaluation.fit_forecaster(pipeline, data, int(cfg.dataset.horizon),
+                                                dataset.load_exog(cfg.dataset))
+    return records.FinalModel("forecasting", fitted, len(data))
 
 
 def register_winner(cfg: DictConfig, store: tracking.Store, run_id: str, winner_run_id: str,

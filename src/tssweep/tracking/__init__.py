@@ -12,6 +12,7 @@ import importlib
 # so that importing the package (its writer, its names) does not import mlflow
 _FROM = {
     "models": ("log_model", "save_classifier", "save_forecaster"),
+    "packing": ("PackedForecaster", "pack_forecaster"),
     "params": ("flatten", "source_tags"),
     "runs": ("FAILED", "FINISHED", "KILLED", "RUNNING", "EVALUATION_KEYS", "INTERRUPTED_TAG", "PARENT_RUN_ENV", "PARENT_TAG", "POINTS_FILES",
              "PRUNED_TAG", "ROLE_TAG", "STUDY_TAG", "SWEEP_DIR_TAG", "SWEPT_KEYS_TAG", "TrackedRun",

@@ -24,7 +24,7 @@ from mlflow.pyfunc import PythonModel
 from mlflow.pyfunc import save_model as save_pyfunc_model
 from mlflow.types import ColSpec, Schema
 
-from tssweep.tracking import serving
+from tssweep.tracking import packing, serving
 from tssweep.tracking.store import Store
 
 # sktime's own MLflow flavor, whose loader reads the pickled pipeline
@@ -39,7 +39,9 @@ TEMPLATES_ENV = "TSSWEEP_MODEL_TEMPLATES"
 
 
 def save_forecaster(fitted: object, path: Path) -> None:
-    """Save a fitted sktime forecaster in MLflow's model format, as two flavors of one file.
+    """Save a fitted sktime forecaster (or one packed where it was fitted,
+    :class:`tssweep.tracking.packing.PackedForecaster`) in MLflow's model format, as
+    two flavors of one file.
 
     ``model.zip`` is the pipeline as sktime's own flavor writes it, so
     ``sktime.utils.mlflow_sktime.load_model`` loads it; the pyfunc face
@@ -52,25 +54,18 @@ def save_forecaster(fitted: object, path: Path) -> None:
     checks each pinned requirement against the installed packages, 86 ms a model, the
     largest cost of a short job after its training.
     """
-    face = serving.ForecastModel(fitted)
+    packed = fitted if isinstance(fitted, packing.PackedForecaster) else packing.pack_forecaster(fitted)
     # a panel's example rows name a series when its regressors are asked per series
-    example_series = face.series[0] if face.series is not None and face.exog else None
-    template, described = _forecaster_template(face.target, face.fitted_steps, face.series is not None,
-                                               _made_with_tssweep(fitted), tuple(face.exog), example_series)
+    example_series = packed.series[0] if packed.series is not None and packed.exog else None
+    template, described = _forecaster_template(packed.target, packed.steps, packed.series is not None,
+                                               packed.made_with_tssweep, packed.exog, example_series)
     shutil.copytree(template, path)
-    fitted.save(str(path / serving.PICKLED_MODEL))
+    packed.write(path / serving.PICKLED_MODEL)
     described = copy.deepcopy(described)
     described.model_uuid = uuid.uuid4().hex
     described.utc_time_created = str(datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None))
     described.model_size_bytes = sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
     described.save(str(path / "MLmodel"))
-
-
-def _made_with_tssweep(fitted) -> bool:
-    """Whether the pipeline holds an estimator of tssweep's own (global pooling's
-    :class:`tssweep.model.GlobalReduction`), which its pickle needs to load."""
-    parts = [fitted, *fitted.get_params(deep=True).values()]
-    return any(type(part).__module__.startswith("tssweep.") for part in parts)
 
 
 @lru_cache(maxsize=32)
@@ -130,8 +125,6 @@ def _write_template(folder: Path, target: str, steps: int, panel: bool, with_pac
                     exog: tuple[str, ...], example_series: str | None) -> None:
     """Write the template described in :func:`_forecaster_template` into ``folder``
     (its ``model`` folder)."""
-    import sktime
-
     import tssweep
 
     loader = folder / f"{serving.LOADER_MODULE}.py"
@@ -144,7 +137,7 @@ def _write_template(folder: Path, target: str, steps: int, panel: bool, with_pac
                         ColSpec("double", target)]))
     described = Model()
     described.add_flavor(SKTIME_FLAVOR, pickled_model=serving.PICKLED_MODEL,
-                         sktime_version=sktime.__version__, serialization_format="pickle",
+                         sktime_version=version("sktime"), serialization_format="pickle",
                          code="code")
     code = [loader, Path(tssweep.__file__).parent] if with_package else [loader]
     _quietly_save(folder / "model", code=code, loader_module=serving.LOADER_MODULE, mlflow_model=described,

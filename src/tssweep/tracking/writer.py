@@ -51,9 +51,11 @@ _active: Writer | None = None
 _spare: Writer | None = None  # forked by prefork(), not given a store yet
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 # imported beside the writer's work, once the store is ready, before they are asked
-# for: what a job's completion and a winner's refit need to be unpickled (tssweep.job's
-# work, sktime's pipelines), what the registration and the verdict import
-_WARM_MODULES = ("tssweep.job", "tssweep.tracking.registry", "arch.bootstrap")
+# for: what a job's completion needs (tssweep.records: its work, the plots, the model's
+# saving), what the registration and the verdict import. Not sktime: a forecaster comes
+# packed (tssweep.tracking.packing); a classification sweep's first completion imports it.
+_WARM_MODULES = ("tssweep.records", "tssweep.plots", "tssweep.tracking.models", "tssweep.tracking.registry",
+                 "arch.bootstrap")
 
 
 class CallFailed(RuntimeError):
