@@ -75,3 +75,23 @@ def test_a_wrong_key_or_option_fails_as_with_hydra(loaders):
             once.load_sweep_config(master, job)
         assert str(once_only.value) == str(by_hydra.value) or \
             str(once_only.value.__cause__) == str(by_hydra.value.__cause__), job
+
+
+def test_the_sweeps_checks_and_its_launcher_share_one_composition(monkeypatch):
+    # the callback's checks compose the first job through the loader the sweeper's
+    # launcher gets: Hydra composes that shape once, not once for each
+    from hydra.types import HydraContext
+
+    from tssweep.composition import compose_once, shared
+
+    hydra_loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(ROOT / "conf")))
+    master = hydra_loader.load_configuration("config", ["hydra.job.chdir=false"], RunMode.MULTIRUN)
+    composed = []
+    compose = hydra_loader.load_sweep_config
+    monkeypatch.setattr(hydra_loader, "load_sweep_config",
+                        lambda config, overrides: composed.append(overrides) or compose(config, overrides))
+    checked = shared(hydra_loader).load_sweep_config(master, ["seed=0"])
+    launcher_loader = compose_once(HydraContext(config_loader=hydra_loader, callbacks=None)).config_loader
+    assert launcher_loader is shared(hydra_loader) and shared(launcher_loader) is launcher_loader
+    jobs = [launcher_loader.load_sweep_config(master, [f"seed={seed}"]) for seed in range(3)]
+    assert composed == [[]] and [job.seed for job in jobs] == [0, 1, 2] and checked.seed == 0

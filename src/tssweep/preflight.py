@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from tssweep import checks, dataset, overrides
+from tssweep import checks, composition, dataset, overrides
 from tssweep.errors import BadInput
 
 # Hydra's basic sweeper, and tssweep's (the default), which composes each job once
@@ -64,7 +64,8 @@ def check_sweep_jobs(config: DictConfig, swept_keys: list[str]) -> tuple[list[st
     """
     from hydra.core.global_hydra import GlobalHydra
 
-    loader = GlobalHydra.instance().config_loader()
+    # the sweeper's launcher composes through the same loader, and reuses what it composed
+    loader = composition.shared(GlobalHydra.instance().config_loader())
     jobs = _distinct_jobs(config) if config.hydra.sweeper.get("_target_") in GRID_SWEEPERS else [None]
     loaded: dict[str, object] = {}
     scored_on: dict[tuple, str] = {}  # (task, objectives) -> the first job of it
