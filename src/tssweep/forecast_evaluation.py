@@ -21,15 +21,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
-from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
-from sktime.split import ExpandingWindowSplitter
 
 from tssweep.dataset import is_panel, series_of
 from tssweep.errors import BadInput
+
+if TYPE_CHECKING:  # sktime is imported where it is used: a sweep's writer reads a
+    # ForecastEvaluation (its pipeline packed apart, tssweep.records) without sktime
+    from sktime.forecasting.base import BaseForecaster
+    from sktime.split import ExpandingWindowSplitter
 
 # the scores, all errors: lower is better (tssweep.objectives holds every objective's
 # direction). Each is the mean of its point losses (:func:`point_losses`), the root of
@@ -105,6 +109,8 @@ def make_splitter(series_length: int, dataset_cfg: DictConfig) -> ExpandingWindo
             "fewer folds, a smaller dataset.horizon or dataset.backtest.step, or a longer series",
         )
     initial_window = first_training_points(series_length, dataset_cfg)
+    from sktime.split import ExpandingWindowSplitter
+
     return ExpandingWindowSplitter(fh=np.arange(1, horizon + 1), initial_window=initial_window,
                                    step_length=step)
 
@@ -250,6 +256,8 @@ def _fit_predict(forecaster: BaseForecaster, y_train: pd.Series, target_index: p
                  X_train: pd.DataFrame | None = None, X_ahead: pd.DataFrame | None = None):
     """Fit a fresh clone on ``y_train`` (and ``X_train``) and forecast ``target_index``
     (with ``X_ahead``, the regressors there); time both."""
+    from sktime.forecasting.base import ForecastingHorizon
+
     fh = ForecastingHorizon(target_index, is_relative=False)
     model = forecaster.clone()
     start = time.perf_counter()

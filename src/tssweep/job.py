@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -132,10 +133,7 @@ def _forecast_record(cfg: DictConfig, scores: forecast_evaluation.ForecastEvalua
     """What the run of ``scores`` keeps, as plain data: the pipeline packed (when models
     are logged), its importances and settings read off it here."""
     return records.ForecastRecord(
-        scores.fold_scores, scores.backtest_points, scores.backtest_scores, scores.test_scores, scores.history,
-        scores.holdout, scores.holdout_forecast, scores.fit_seconds, scores.predict_seconds, scores.series_scores,
-        fold_metrics={f"fold_{name}": scores.fold_scores[name].tolist() for name in forecast_evaluation.METRICS},
-        importances=model.feature_importances(scores.fitted),
+        replace(scores, fitted=None), importances=model.feature_importances(scores.fitted),
         model=tracking.pack_forecaster(scores.fitted) if cfg.tracking.log_models == "all" else None,
         settings=_model_settings(cfg, scores.fitted))
 

@@ -5,8 +5,9 @@ the two record functions here, with what it needs. In a sweep, a writer process 
 the jobs does it (:mod:`tssweep.tracking.writer`) while the next job trains; alone,
 or in a parallel launcher's worker, the job does it itself.
 
-- :func:`record_forecast` (forecasting) is handed a :class:`ForecastRecord`: tables,
-  series, numbers, and the fitted pipeline already pickled
+- :func:`record_forecast` (forecasting) is handed a :class:`ForecastRecord`: the job's
+  :class:`tssweep.forecast_evaluation.ForecastEvaluation` (tables, series, numbers)
+  without its fitted pipeline, which comes already pickled
   (:class:`tssweep.tracking.packing.PackedForecaster`). So where it is written needs
   neither sktime nor CatBoost, and this module imports neither.
 - :func:`record_classification` (classification) is handed the job's
@@ -27,28 +28,18 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from tssweep import dataset, tracking
+from tssweep.forecast_evaluation import METRICS, ForecastEvaluation
 from tssweep.objectives import test_twin
 
 
 @dataclass
 class ForecastRecord:
-    """What a forecasting job measured, as :class:`tssweep.forecast_evaluation.ForecastEvaluation`
-    has it, with the fitted pipeline packed (``model``; None when models are not
-    logged), its CatBoost ``importances`` (None without CatBoost), the per-fold values
-    of each metric (``fold_metrics``, ``fold_<metric>``: logged with steps) and the
-    model ``settings`` it really used."""
+    """What a forecasting job measured (``scores``, its pipeline left out: ``fitted``
+    is None), with that pipeline packed (``model``; None when models are not logged),
+    its CatBoost ``importances`` (None without CatBoost) and the model ``settings`` it
+    really used."""
 
-    fold_scores: pd.DataFrame
-    backtest_points: pd.DataFrame
-    backtest_scores: dict[str, float]
-    test_scores: dict[str, float]
-    history: pd.Series
-    holdout: pd.Series
-    holdout_forecast: pd.Series
-    fit_seconds: float
-    predict_seconds: float
-    series_scores: pd.DataFrame | None
-    fold_metrics: dict[str, list[float]]
+    scores: ForecastEvaluation
     importances: dict[str, float] | None
     model: tracking.PackedForecaster | None
     settings: dict[str, object]
@@ -62,36 +53,37 @@ def record_forecast(run: tracking.TrackedRun, resolved: dict, dataset_name: str,
     the scores with the model settings it used, and the job's ``artifacts`` folder."""
     from tssweep import plots  # matplotlib: where the run is written (a sweep's writer)
 
+    scores = record.scores
     (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     test_metric = test_twin(metric)
     title = " ".join([dataset_name, run.name] + (
-        [f"({test_metric} = {record.test_scores[test_metric]:.3f})"]
-        if test_metric in record.test_scores else []))
-    record.fold_scores.to_csv(artifacts / "backtest_folds.csv")
-    record.backtest_points.to_csv(artifacts / "backtest_points.csv", index=False)  # for the verdict
-    if record.series_scores is not None:  # a panel: each series' scores, and a few of them drawn
+        [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
+        if test_metric in scores.test_scores else []))
+    scores.fold_scores.to_csv(artifacts / "backtest_folds.csv")
+    scores.backtest_points.to_csv(artifacts / "backtest_points.csv", index=False)  # for the verdict
+    if scores.series_scores is not None:  # a panel: each series' scores, and a few of them drawn
         # the optimised metric and its holdout twin first: what a reader of the table wants
-        table = record.series_scores
+        table = scores.series_scores
         first = [column for column in ("points", metric, test_metric) if column in table.columns]
         table[first + [column for column in table.columns if column not in first]].to_csv(
             artifacts / "series_scores.csv")
-        plots.panel_forecast_plot(record.history, record.holdout, record.holdout_forecast,
-                                  record.series_scores[test_metric], title, artifacts / "forecast.png")
+        plots.panel_forecast_plot(scores.history, scores.holdout, scores.holdout_forecast,
+                                  scores.series_scores[test_metric], title, artifacts / "forecast.png")
     else:
-        plots.forecast_plot(record.history, record.holdout, record.holdout_forecast, title,
+        plots.forecast_plot(scores.history, scores.holdout, scores.holdout_forecast, title,
                             artifacts / "forecast.png")
     if record.importances is not None:
         pd.Series(record.importances, name="importance").rename_axis("feature").to_csv(
             artifacts / "feature_importance.csv")
     run.log_datasets([(dataset.long_table(part), dataset.fingerprint(part), context)
-                      for part, context in ((record.history, "training"), (record.holdout, "holdout"))],
+                      for part, context in ((scores.history, "training"), (scores.holdout, "holdout"))],
                      dataset_name, targets=target)
     if record.model is not None:
         _log_model(run, artifacts, lambda path: tracking.save_forecaster(record.model, path))
-    run.log(params=record.settings, metrics={**record.backtest_scores, **record.test_scores,
-                                             "fit_seconds": record.fit_seconds,
-                                             "predict_seconds": record.predict_seconds},
-            step_metrics=record.fold_metrics)
+    run.log(params=record.settings, metrics={**scores.backtest_scores, **scores.test_scores,
+                                             "fit_seconds": scores.fit_seconds,
+                                             "predict_seconds": scores.predict_seconds},
+            step_metrics={f"fold_{name}": scores.fold_scores[name].tolist() for name in METRICS})
     run.log_artifacts(artifacts)
 
 
