@@ -60,7 +60,7 @@ def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client,
 
 # what the sweep's writer process had imported when it ended, one module a line
 WRITER_MODULES = (
-    "import atexit, os, sys\n"
+    "import os, sys\n"
     "from tssweep.tracking import writer\n"
     "serve = writer._serve\n"
     "def recorded(*args):\n"

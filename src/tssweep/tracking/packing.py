@@ -5,9 +5,9 @@ CatBoost.
 sktime saves an estimator as a zip of two pickles, ``_metadata`` (its class) and
 ``_obj`` (the estimator), which ``sktime.base.load`` reads, as sktime's MLflow flavor
 and tssweep's pyfunc loader do (``model.zip`` of a model folder,
-:func:`tssweep.tracking.models.save_forecaster`). :func:`pack_forecaster` makes both pickles
-where the forecaster is fitted, which pickling it to send it would cost anyway;
-:meth:`PackedForecaster.write` writes the zip. A sweep's writer process
+:func:`tssweep.tracking.models.save_forecaster`). :func:`pack_forecaster` makes both
+(sktime's in-memory ``save()``) where the forecaster is fitted, which pickling it to
+send it would cost anyway; :meth:`PackedForecaster.write` writes the zip. A sweep's writer process
 (:mod:`tssweep.tracking.writer`) so never unpickles a pipeline, and never imports
 what a pipeline is made of: about 1.8 s of CPU a sweep, on the core the training
 shares with it.
@@ -52,7 +52,9 @@ def pack_forecaster(fitted) -> PackedForecaster:
     """``fitted`` (an sktime forecaster) as a :class:`PackedForecaster`."""
     face = serving.ForecastModel(fitted)
     series = face.series
-    return PackedForecaster(pickle.dumps(type(fitted)), pickle.dumps(fitted), face.target, face.fitted_steps,
+    # sktime's own in-memory save: its class and its serialized self, as its zip holds them
+    cls, serialized = fitted.save()
+    return PackedForecaster(pickle.dumps(cls), serialized, face.target, face.fitted_steps,
                             None if series is None else tuple(series), tuple(face.exog),
                             _made_with_tssweep(fitted))
 
