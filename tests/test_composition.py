@@ -94,4 +94,66 @@ def test_the_sweeps_checks_and_its_launcher_share_one_composition(monkeypatch):
     launcher_loader = compose_once(HydraContext(config_loader=hydra_loader, callbacks=None)).config_loader
     assert launcher_loader is shared(hydra_loader) and shared(launcher_loader) is launcher_loader
     jobs = [launcher_loader.load_sweep_config(master, [f"seed={seed}"]) for seed in range(3)]
-    assert composed == [[]] and [job.seed for job in jobs] == [0, 1, 2] and checked.seed == 0
+    # jobs that choose no group are copies of the sweep's own config: Hydra composes none
+    assert composed == [] and [job.seed for job in jobs] == [0, 1, 2] and checked.seed == 0
+    assert checked.hydra.overrides.task == ["seed=0"] and jobs[2].hydra.job.override_dirname == "seed=2"
+
+
+# command lines of sweeps, and the jobs their sweeper makes of them (its fixed overrides
+# repeated in every job)
+SWEEPS = [
+    (["seed=range(0,3)", "paths.output_dir=/tmp/tssweep-x"], ["seed=0"]),
+    (["model.depth=4,5", "++model.iterations=30", "model={learning_rate: 0.2}"], ["model.depth=5"]),
+    (["tracking.log_models=none", "+model.one_hot_max_size=2,4"], ["+model.one_hot_max_size=4"]),
+]
+# sweeps whose fixed overrides cannot be set twice, or that leave a group unchosen
+COMPOSED_AGAIN = [["+model.one_hot_max_size=4", "seed=1,2"], ["~model.l2_leaf_reg", "seed=1,2"]]
+
+
+def _counting(monkeypatch, hydra_loader) -> list:
+    composed = []
+    compose = hydra_loader.load_sweep_config
+    monkeypatch.setattr(hydra_loader, "load_sweep_config",
+                        lambda config, overrides: composed.append(list(overrides)) or compose(config, overrides))
+    return composed
+
+
+@pytest.mark.parametrize("line,first", SWEEPS + [(line, ["seed=1"]) for line in COMPOSED_AGAIN])
+def test_jobs_copied_from_the_sweeps_config_equal_hydras_composition(monkeypatch, line, first):
+    hydra_loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(ROOT / "conf")))
+    master = hydra_loader.load_configuration("config", ["hydra.job.chdir=false", "hydra.mode=MULTIRUN", *line],
+                                             RunMode.MULTIRUN)
+    fixed = [o for o in line if "," not in o and "range(" not in o]
+    def keys(overrides):
+        return {o.split("=")[0].lstrip("+~") for o in overrides}
+
+    # and the jobs of JOBS that set none of the sweep's keys, with its fixed overrides
+    jobs = [[*fixed, *first], *([*fixed, *job] for job in JOBS if not keys(job) & keys(line))]
+    expected = [hydra_loader.load_sweep_config(master, list(job)) for job in jobs]
+    composed = _counting(monkeypatch, hydra_loader)
+    once = ComposeOnce(hydra_loader)
+    for job, hydras in zip(jobs, expected):
+        made = once.load_sweep_config(master, list(job))
+        assert OmegaConf.to_container(made) == OmegaConf.to_container(hydras), job
+        assert list(made.hydra.overrides.task) == job
+        assert made.hydra.job.override_dirname == hydras.hydra.job.override_dirname
+        assert OmegaConf.is_struct(made) and not OmegaConf.is_readonly(made.hydra)
+    # the jobs that choose no group: the sweep's config copied, or, where its fixed
+    # overrides cannot be applied twice, composed once by Hydra
+    assert composed.count([]) == (line in COMPOSED_AGAIN)
+
+
+def test_a_group_left_unchosen_is_composed_by_hydra(tmp_path, monkeypatch):
+    # a sweep's composition skips a group whose option is ???; a job's fails on it
+    (tmp_path / "db").mkdir()
+    (tmp_path / "config.yaml").write_text("defaults:\n  - db: ???\n  - _self_\nx: 1\n")
+    (tmp_path / "db" / "a.yaml").write_text("host: a\n")
+    hydra_loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(tmp_path)))
+    master = hydra_loader.load_configuration("config", ["x=2,3"], RunMode.MULTIRUN)
+    once = ComposeOnce(hydra_loader)
+    with pytest.raises(ConfigCompositionException) as by_hydra:
+        hydra_loader.load_sweep_config(master, ["x=2"])
+    with pytest.raises(ConfigCompositionException) as once_only:
+        once.load_sweep_config(master, ["x=2"])
+    assert str(once_only.value) == str(by_hydra.value)
+    assert once.load_sweep_config(master, ["x=3", "db=a"]).db.host == "a"

@@ -14,6 +14,12 @@ function, then record the job's overrides and ``override_dirname`` as Hydra woul
 job that chooses another group option (``preprocess=log``) is a new shape, composed
 by Hydra in full. Both sweepers (``tssweep_grid`` and ``tssweep_optuna``) hand it to
 their launcher; ``tests/test_composition.py`` holds it equal to Hydra's composition.
+
+The shape of jobs that choose no group is not even composed once: it is the sweep's own
+config, which Hydra composed from the same files before the sweep started (sweep
+overrides are left out of it, the rest applied), when what the command line set there
+can be set again with the same result (``key=value``, ``++key=value``; not ``+key`` or
+``~key``) and no group was left unchosen (``???``, which a sweep's composition skips).
 """
 
 from __future__ import annotations
@@ -78,7 +84,8 @@ class ComposeOnce(ConfigLoader):
         shape = [o.input_line for o, is_value in zip(parsed, sets_a_value) if not is_value]
         key = (config_name, hydra_overrides, tuple(shape))
         if key not in self._shapes:
-            self._shapes[key] = self._loader.load_sweep_config(master_config, shape)
+            self._shapes[key] = (_from_sweep_config(master_config, self._parser, repository) if not shape
+                                 else None) or self._loader.load_sweep_config(master_config, shape)
             if len(self._shapes) > SHAPES_KEPT:
                 self._shapes.popitem(last=False)
         else:
@@ -127,6 +134,25 @@ class ComposeOnce(ConfigLoader):
 
     def compute_defaults_list(self, config_name: Optional[str], overrides: List[str], run_mode: RunMode):
         return self._loader.compute_defaults_list(config_name, overrides, run_mode)
+
+
+def _from_sweep_config(master_config: DictConfig, parser: OverridesParser, repository) -> Optional[DictConfig]:
+    """The shape of the sweep's jobs that choose no group, copied from the sweep's config
+    (see the module docstring), or None where it must be composed."""
+    choices = master_config.hydra.runtime.choices
+    if any(OmegaConf.is_missing(choices, group) for group in choices):
+        return None
+    for override in parser.parse_overrides(list(master_config.hydra.overrides.task)):
+        if override.is_sweep_override():
+            continue  # left out of the sweep's config: each job sets its own value
+        if not _sets_a_value(override, repository) or override.is_add() or override.is_delete():
+            return None
+    shape = copy.deepcopy(master_config)
+    # as Hydra's composition leaves them: closed to new keys, the Hydra node writable
+    OmegaConf.set_readonly(shape, None)
+    OmegaConf.set_struct(shape, True)
+    OmegaConf.set_readonly(shape.hydra, False)
+    return shape
 
 
 def _sets_a_value(override, repository) -> bool:
