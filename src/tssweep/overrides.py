@@ -61,6 +61,10 @@ def refuse_unknown(argv: list[str], conf_dir: Path, config_name: str) -> None:
         return
     refuse_unknown_options(args.overrides, conf_dir)
     overrides = [o.input_line for o in parsed if not o.is_sweep_override()]
+    if all(o.is_hydra_override() for o in parsed if not o.is_sweep_override()):
+        # nothing set in the config but its sweeps, which the sweep's checks compose job
+        # by job, and Hydra's own keys, which Hydra names: nothing to compose for
+        return
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         def composed(chosen: list[str]) -> DictConfig:
             return compose(config_name, overrides=chosen)
