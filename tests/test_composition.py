@@ -157,3 +157,23 @@ def test_a_group_left_unchosen_is_composed_by_hydra(tmp_path, monkeypatch):
         once.load_sweep_config(master, ["x=2"])
     assert str(once_only.value) == str(by_hydra.value)
     assert once.load_sweep_config(master, ["x=3", "db=a"]).db.host == "a"
+
+
+def test_the_typo_check_composes_only_for_what_the_command_sets(monkeypatch):
+    # sweeps are composed job by job by the sweep's checks, Hydra's keys named by Hydra:
+    # a command setting nothing else costs the typo check no composition
+    import hydra
+
+    from tssweep import overrides
+    from tssweep.errors import BadInput
+
+    composed = []
+    compose = hydra.compose
+    monkeypatch.setattr(hydra, "compose", lambda name, overrides: composed.append(overrides) or compose(
+        name, overrides=overrides))
+    overrides.refuse_unknown(["-m", "preprocess=none,log", "hydra.sweeper.max_batch_size=2"],
+                             ROOT / "conf", "config")
+    assert composed == []
+    with pytest.raises(BadInput, match="there is no key dept in model"):
+        overrides.refuse_unknown(["-m", "seed=1,2", "model.dept=3"], ROOT / "conf", "config")
+    assert composed[0] == ["model.dept=3"]
