@@ -38,6 +38,8 @@ BAD_INPUTS = {
     "misspelled group": (None, ["trackng.uri=x"], "trackng.uri='x': there is no key trackng at the top of the config. Did you mean tracking?"),
     "misspelled nested key": (None, ["dataset.backtest.fold=3"], "Did you mean dataset.backtest.folds?"),
     "appended key the model does not take": (None, ["+model.dept=3"], "model.dept='3': tssweep.model.catboost takes no argument 'dept'. Did you mean model.depth?"),
+    "deleted key the model needs": (None, ["~model.l2_leaf_reg"], "model.l2_leaf_reg='~': tssweep.model.catboost needs 'l2_leaf_reg', which has no default, so it cannot be deleted. Allowed: a value (model.l2_leaf_reg=...), or the config's own."),
+    "deleted key the model needs, in a sweep": (None, ["-m", "seed=0,1", "~model.depth"], "model.depth='~': tssweep.model.catboost needs 'depth'"),
     "unknown option in a sweep": (None, ["-m", "preprocess=none,detrnd"], "preprocess='detrnd': no such option. Did you mean detrend?"),
     "empty sweep": (None, ["-m", "seed=range(0,0)"], "seed='range(0,0)': sweeps no values, so the sweep has no jobs."),
     "unknown pooling": (None, ["model.pooling=pooled"], "model.pooling='pooled': unknown choice. Allowed: local, global."),

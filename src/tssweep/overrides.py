@@ -12,7 +12,7 @@ constructor. This module says, before any run exists, which key or option was me
 - :func:`refuse_unknown_options` checks each option named for a group, each value of a
   sweep included;
 - :func:`check_arguments` names a key under a ``_target_`` that its callable does not
-  take (``+model.dept=3``).
+  take (``+model.dept=3``), or needs and the command deletes (``~model.depth``).
 """
 
 from __future__ import annotations
@@ -151,33 +151,41 @@ def _value(override: str) -> str | None:
 
 def check_arguments(cfg: DictConfig, overrides: list[str]) -> None:
     """Refuse an appended key (``+model.dept=3``) that the ``_target_`` of its node
-    does not take as an argument."""
+    does not take as an argument, and a deleted one (``~model.depth``) that it needs."""
     for override in overrides:
-        if not override.startswith("+"):
+        if not override.startswith(("+", "~")):
             continue
         key = _key(override)
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else None
         if not isinstance(node, DictConfig) or "_target_" not in node:
             continue
-        accepted = _arguments(str(node._target_))
-        if accepted is not None and leaf not in accepted:
+        signature = _signature(str(node._target_))
+        if signature is None:
+            continue
+        accepted, required, takes_any = signature
+        if override.startswith("~"):
+            if leaf in required:
+                raise BadInput(key, "~", f"{node._target_} needs {leaf!r}, which has no default, "
+                               "so it cannot be deleted.", f"a value ({key}=...), or the config's own")
+        elif not takes_any and leaf not in accepted:
             raise BadInput(key, _value(override),
                            f"{node._target_} takes no argument {leaf!r}"
                            f"{_near(leaf, accepted, parent)}", ", ".join(sorted(accepted)))
 
 
-def _arguments(target: str) -> list[str] | None:
-    """The keyword arguments a ``_target_`` takes, None when it takes any."""
+def _signature(target: str) -> tuple[list[str], set[str], bool] | None:
+    """The keyword arguments a ``_target_`` takes, those of them it needs (no default),
+    and whether it takes any (``**kwargs``); None when its signature cannot be read."""
     module_name, _, name = target.rpartition(".")
     try:
         obj = getattr(importlib.import_module(module_name), name)
         parameters = inspect.signature(obj).parameters.values()
     except (ImportError, AttributeError, ValueError, TypeError):
         return None
-    if any(p.kind == p.VAR_KEYWORD for p in parameters):
-        return None
-    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return ([p.name for p in named], {p.name for p in named if p.default is p.empty},
+            any(p.kind == p.VAR_KEYWORD for p in parameters))
 
 
 def _near(word: str, candidates, prefix: str = "") -> str:
