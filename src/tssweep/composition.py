@@ -84,8 +84,8 @@ class ComposeOnce(ConfigLoader):
         shape = [o.input_line for o, is_value in zip(parsed, sets_a_value) if not is_value]
         key = (config_name, hydra_overrides, tuple(shape))
         if key not in self._shapes:
-            self._shapes[key] = (_from_sweep_config(master_config, self._parser, repository) if not shape
-                                 else None) or self._loader.load_sweep_config(master_config, shape)
+            copied = None if shape else _from_sweep_config(master_config, self._parser, repository)
+            self._shapes[key] = copied if copied is not None else self._loader.load_sweep_config(master_config, shape)
             if len(self._shapes) > SHAPES_KEPT:
                 self._shapes.popitem(last=False)
         else:

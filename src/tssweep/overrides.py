@@ -60,8 +60,9 @@ def refuse_unknown(argv: list[str], conf_dir: Path, config_name: str) -> None:
     except Exception:  # malformed: Hydra's parser error says where
         return
     refuse_unknown_options(args.overrides, conf_dir)
-    overrides = [o.input_line for o in parsed if not o.is_sweep_override()]
-    if all(o.is_hydra_override() for o in parsed if not o.is_sweep_override()):
+    fixed = [o for o in parsed if not o.is_sweep_override()]
+    overrides = [o.input_line for o in fixed]
+    if all(o.is_hydra_override() for o in fixed):
         # nothing set in the config but its sweeps, which the sweep's checks compose job
         # by job, and Hydra's own keys, which Hydra names: nothing to compose for
         return
