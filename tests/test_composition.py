@@ -77,6 +77,15 @@ def test_a_wrong_key_or_option_fails_as_with_hydra(loaders):
             str(once_only.value.__cause__) == str(by_hydra.value.__cause__), job
 
 
+def _counting(monkeypatch, hydra_loader) -> list:
+    """The overrides of each job Hydra itself composes through ``hydra_loader``."""
+    composed = []
+    compose = hydra_loader.load_sweep_config
+    monkeypatch.setattr(hydra_loader, "load_sweep_config",
+                        lambda config, overrides: composed.append(list(overrides)) or compose(config, overrides))
+    return composed
+
+
 def test_the_sweeps_checks_and_its_launcher_share_one_composition(monkeypatch):
     # the callback's checks compose the first job through the loader the sweeper's
     # launcher gets: Hydra composes that shape once, not once for each
@@ -86,10 +95,7 @@ def test_the_sweeps_checks_and_its_launcher_share_one_composition(monkeypatch):
 
     hydra_loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(ROOT / "conf")))
     master = hydra_loader.load_configuration("config", ["hydra.job.chdir=false"], RunMode.MULTIRUN)
-    composed = []
-    compose = hydra_loader.load_sweep_config
-    monkeypatch.setattr(hydra_loader, "load_sweep_config",
-                        lambda config, overrides: composed.append(overrides) or compose(config, overrides))
+    composed = _counting(monkeypatch, hydra_loader)
     checked = shared(hydra_loader).load_sweep_config(master, ["seed=0"])
     launcher_loader = compose_once(HydraContext(config_loader=hydra_loader, callbacks=None)).config_loader
     assert launcher_loader is shared(hydra_loader) and shared(launcher_loader) is launcher_loader
@@ -110,20 +116,13 @@ SWEEPS = [
 COMPOSED_AGAIN = [["+model.one_hot_max_size=4", "seed=1,2"], ["~model.l2_leaf_reg", "seed=1,2"]]
 
 
-def _counting(monkeypatch, hydra_loader) -> list:
-    composed = []
-    compose = hydra_loader.load_sweep_config
-    monkeypatch.setattr(hydra_loader, "load_sweep_config",
-                        lambda config, overrides: composed.append(list(overrides)) or compose(config, overrides))
-    return composed
-
-
 @pytest.mark.parametrize("line,first", SWEEPS + [(line, ["seed=1"]) for line in COMPOSED_AGAIN])
 def test_jobs_copied_from_the_sweeps_config_equal_hydras_composition(monkeypatch, line, first):
     hydra_loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(ROOT / "conf")))
     master = hydra_loader.load_configuration("config", ["hydra.job.chdir=false", "hydra.mode=MULTIRUN", *line],
                                              RunMode.MULTIRUN)
     fixed = [o for o in line if "," not in o and "range(" not in o]
+
     def keys(overrides):
         return {o.split("=")[0].lstrip("+~") for o in overrides}
 
