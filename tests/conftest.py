@@ -40,9 +40,30 @@ def tracking_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path}/mlflow.db"
 
 
+class StoreClient:
+    """The :class:`MlflowClient` of a test's store, made when first used: making one
+    creates a SQLite store's schema, which a command under test should find absent
+    (as on a user's first run), and which a refused command must not leave."""
+
+    def __init__(self, tracking_uri: str):
+        self.tracking_uri = tracking_uri
+        self._client: MlflowClient | None = None
+
+    def __getattr__(self, name: str):
+        if self._client is None:
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return getattr(self._client, name)
+
+
 @pytest.fixture
 def client(tracking_uri) -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri)
+    return StoreClient(tracking_uri)
+
+
+def store_left_alone(tracking_uri: str) -> bool:
+    """Whether a refused command left the SQLite store at ``tracking_uri`` as it found
+    it when there was none: not created at all."""
+    return not Path(tracking_uri.removeprefix("sqlite:///")).exists()
 
 
 @pytest.fixture
@@ -55,9 +76,9 @@ def train(tmp_path, tracking_uri):
             cwd=tmp_path, capture_output=True, text=True, timeout=600,
             env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri,
                  "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})})
-        if check and process.returncode != 0:
+        if check and process.returncode != 0:  # all of stderr: a writer's lines come first
             raise AssertionError(f"train.py {' '.join(args)} exited {process.returncode}:\n"
-                                 f"{process.stderr[-4000:]}")
+                                 f"{process.stderr}")
         return process
     return _train
 
@@ -72,7 +93,7 @@ def predict(tmp_path, tracking_uri):
             env={**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_DISABLE_TELEMETRY": "true"})
         if check and process.returncode != 0:
             raise AssertionError(f"predict.py {' '.join(args)} exited {process.returncode}:\n"
-                                 f"{process.stderr[-4000:]}")
+                                 f"{process.stderr}")
         return process
     return _predict
 

@@ -10,7 +10,7 @@ import time
 import optuna
 import pytest
 
-from conftest import FAST, ROOT, runs_of
+from conftest import FAST, ROOT, runs_of, store_left_alone
 
 pytestmark = pytest.mark.slow
 
@@ -250,7 +250,7 @@ def test_no_choice_left_for_the_data_stops_the_search(train, client, tmp_path):
         in process.stderr
     # before anything exists: no study, no run
     assert not (tmp_path / "outputs" / "optuna.db").exists()
-    assert client.get_experiment_by_name("tssweep") is None
+    assert store_left_alone(client.tracking_uri)
 
 
 @pytest.mark.parametrize("overrides, metric, direction", [
@@ -279,7 +279,7 @@ def test_a_direction_against_the_metric_is_refused_before_any_run(train, client,
     assert process.returncode == 1 and "Traceback" not in process.stderr
     assert "hydra.sweeper.direction='minimize': contradicts the metric: cv_accuracy is to maximize" \
         in process.stderr
-    assert client.get_experiment_by_name("tssweep") is None
+    assert store_left_alone(client.tracking_uri)
     assert not (tmp_path / "outputs" / "optuna.db").exists()
 
 
@@ -367,6 +367,6 @@ def test_a_bad_search_stops_before_any_trial(train, client, tmp_path, override, 
     assert process.returncode == 1
     assert fragment in process.stderr and "Traceback" not in process.stderr
     # refused before any run: no experiment, no run, no trial
-    assert client.get_experiment_by_name("tssweep") is None
+    assert store_left_alone(client.tracking_uri)
     db = tmp_path / "outputs" / "optuna.db"
     assert not db.exists() or not optuna.get_all_study_summaries(f"sqlite:///{db}")

@@ -287,15 +287,23 @@ def test_jobs_write_their_own_runs_once_the_writer_is_gone(store, where, tmp_pat
     sweep_dir = str(tmp_path / "sweep")
     with tracking.job_run(where, [], {}, sweep_dir, "handed") as run:
         run.log(params={"seed": 1})
-    os.kill(background._process.pid, signal.SIGKILL)  # as the OOM killer would
-    background._process.join(timeout=10)
+    with pytest.raises(writer.CallFailed) as lost:
+        with tracking.job_run(where, [], {}, sweep_dir, "in flight") as run:
+            os.kill(background._process.pid, signal.SIGKILL)  # as the OOM killer would
+            background._process.join(timeout=10)
+            run.log(params={"seed": 3})
+    # the job in flight says how the writer ended, alone: not under a broken pipe, and
+    # its run's closing (sent to no one) is no error on top of it
+    assert str(lost.value) == ("in flight: the writer process ended before the run's log could be sent "
+                               "(killed by SIGKILL); the run is closed by the next command")
+    assert lost.value.__suppress_context__
     assert writer.active(where) is None
     with tracking.job_run(where, [], {}, sweep_dir, "alone") as run:
         run.log(params={"seed": 2})
     alone = runs_named(store)["alone"]
     assert alone.info.status == "FINISHED" and alone.data.tags["mlflow.parentRunId"] == parent
     (said,) = background.stop()
-    assert said.startswith("the writer process ended early (exit code -9)")
+    assert said.startswith("the writer process ended early (killed by SIGKILL)")
 
 
 def runs_named(store):

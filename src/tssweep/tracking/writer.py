@@ -117,8 +117,7 @@ class Writer:
         try:
             answer, interrupted = self._answer()
         except (EOFError, ConnectionResetError):
-            raise CallFailed(f"the writer process ended during {work.__name__} "
-                             f"(exit code {self._process.exitcode})") from None
+            raise CallFailed(f"the writer process ended during {work.__name__} ({self.ending()})") from None
         kind, value = answer
         if kind == "refused":
             raise CallRefused(value)
@@ -146,6 +145,20 @@ class Writer:
     def alive(self) -> bool:
         return self._process.is_alive()
 
+    def ending(self) -> str:
+        """How the writer, which ended unasked, ended: its exit code, or the signal
+        that killed it (a crash, the OOM killer), once it is reaped."""
+        self._process.join(timeout=10)
+        code = self._process.exitcode
+        if code is None:
+            return "still running, with its end of the pipe closed"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                pass
+        return f"exit code {code}"
+
     def flush(self) -> tuple[list[str], KeyboardInterrupt | None]:
         """Wait until everything sent is in the store: the runs that failed since the
         last flush, one line each (``run name: error``), and the Ctrl-C that came
@@ -155,8 +168,7 @@ class Writer:
             return self._answer()
         except (BrokenPipeError, EOFError, ConnectionResetError, OSError):
             self._pipe.close()
-            self._process.join()  # it ended, unasked
-            return [f"the writer process ended early (exit code {self._process.exitcode}): "
+            return [f"the writer process ended early ({self.ending()}): "
                     "the runs it was sent may still be RUNNING"], None
 
     def stop(self) -> list[str]:
@@ -204,7 +216,14 @@ class PendingRun:
         self.completed = False
 
     def _call(self, method: str, *args, **kwargs) -> None:
-        self._writer.send(("call", self._handle, method, args, kwargs))
+        try:
+            self._writer.send(("call", self._handle, method, args, kwargs))
+        except (BrokenPipeError, ConnectionResetError):
+            if method in ("end", "fail"):  # a run already lost with the writer (reported then)
+                return
+            raise CallFailed(f"{self.name}: the writer process ended before the run's {method} "
+                             f"could be sent ({self._writer.ending()}); the run is closed by the "
+                             "next command") from None
 
     def log(self, params: Mapping[str, object] = {}, metrics: Mapping[str, float] = {},
             tags: Mapping[str, object] = {}, step_metrics: Mapping[str, list[float]] = {}) -> None:
