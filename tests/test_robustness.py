@@ -253,19 +253,25 @@ def test_an_interrupted_grid_sweep_closes_its_runs(client, tmp_path, tracking_ur
             assert child.info.status == "KILLED" and "interrupted" in child.data.tags
 
 
-def test_parallel_jobs_on_a_brand_new_store_lose_no_run(train, client):
+def test_parallel_jobs_on_a_brand_new_store_lose_no_run(train, client, tracking_uri):
+    # four workers start on a store that does not exist yet, then write 48 quick runs at
+    # once (one sweep, so its four workers start once: most of such a sweep's time)
+    assert store_left_alone(tracking_uri)
     train("-m", "cluster=joblib", "hydra.launcher.n_jobs=4", "seed=range(0,4)")
-    for _ in range(3):
-        train("-m", "cluster=joblib", "hydra.launcher.n_jobs=4", "model=naive", "seed=range(0,16)")
+    train("-m", "cluster=joblib", "hydra.launcher.n_jobs=4", "model=naive", "seed=range(0,48)")
     runs = runs_of(client)
     parents = [r for r in runs if r.data.tags.get("tssweep.role") == "parent"]
     children = [r for r in runs if r.data.tags.get("tssweep.role") == "child"]
-    assert len(parents) == 4 and len(children) == 4 + 3 * 16
+    assert len(parents) == 2 and len(children) == 4 + 48
     assert {r.info.status for r in runs} == {"FINISHED"}
     per_parent = {p.info.run_id: 0 for p in parents}
     for child in children:
         per_parent[child.data.tags["mlflow.parentRunId"]] += 1
-    assert sorted(per_parent.values()) == [4, 16, 16, 16]
+    assert sorted(per_parent.values()) == [4, 48]
+    # every job's own run, each with its seed, its scores and its model
+    assert sorted(int(r.data.params["seed"]) for r in children if r.data.params["model.name"] == "naive") \
+        == list(range(48))
+    assert all("mase" in r.data.metrics and len(r.outputs.model_outputs) == 1 for r in children)
 
 
 def test_an_unreachable_tracking_server_fails_fast_naming_it(train):
