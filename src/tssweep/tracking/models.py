@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+import warnings
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -164,11 +165,16 @@ def save_classifier(fitted: object, path: Path, labels: np.ndarray) -> None:
     labels' type (``labels``, predicted ones); series in cells have no MLflow type,
     so the input has no schema and no example.
     """
-    signature = ModelSignature(inputs=None, outputs=infer_signature(pd.DataFrame({"label": labels})).inputs)
     import tssweep
 
-    _quietly_save(path, code=[Path(tssweep.__file__).parent], python_model=_ClassifierModel(fitted),
-                  signature=signature)
+    with warnings.catch_warnings():
+        # MLflow's hints for a model of unknown input, which this one has on purpose:
+        # integer labels (never missing: they are predicted) and no input example
+        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
+        signature = ModelSignature(inputs=None, outputs=infer_signature(pd.DataFrame({"label": labels})).inputs)
+        _quietly_save(path, code=[Path(tssweep.__file__).parent], python_model=_ClassifierModel(fitted),
+                      signature=signature)
 
 
 def _quietly_save(path: Path, code: list[Path], **how) -> None:

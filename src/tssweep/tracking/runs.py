@@ -7,6 +7,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
@@ -123,9 +124,14 @@ class TrackedRun:
         from mlflow.entities import DatasetInput, InputTag
         from mlflow.exceptions import MlflowException
 
-        inputs = [DatasetInput(from_pandas(frame, name=name, digest=digest, targets=targets)._to_mlflow_entity(),
-                               tags=[InputTag("mlflow.data.context", context)])
-                  for frame, digest, context in parts]
+        with warnings.catch_warnings():
+            # MLflow's hint that integer columns cannot hold missing values: about a
+            # model's input, not a record of data used (a series' number, a step)
+            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column",
+                                    category=UserWarning)
+            inputs = [DatasetInput(from_pandas(frame, name=name, digest=digest, targets=targets)._to_mlflow_entity(),
+                                   tags=[InputTag("mlflow.data.context", context)])
+                      for frame, digest, context in parts]
         for attempt in range(_DATASET_ATTEMPTS):
             try:
                 self.store.client.log_inputs(self.run_id, datasets=inputs)
