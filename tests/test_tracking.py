@@ -164,6 +164,15 @@ def _sweep_with_a_writer(store, where, tmp_path):
     return background, parent
 
 
+def _threads_and_warm_up():
+    """In the writer: its threads' names, and whether its warm-up imports are done."""
+    import threading
+
+    from tssweep.tracking import writer
+
+    return [thread.name for thread in threading.enumerate()], all(name in sys.modules for name in writer._WARM_MODULES)
+
+
 def _parent_of(where, sweep_dir):
     return tracking.start_parent(tracking.open_store(where), sweep_dir, "sweep", [], {})
 
@@ -267,6 +276,12 @@ def test_a_writer_forked_before_its_store_is_known_serves_the_store_it_is_given(
         (made,) = store.client.search_runs([store.experiment_id])
         assert made.info.run_id == parent
         assert made.data.tags["tssweep.owners"].split("/")[1] == str(background._process.pid) != str(os.getpid())
+        # its warm-up imports, then what it is asked, in one thread: a second one importing
+        # beside it made a classification sweep's writer meet half-made sklearn modules
+        deadline = time.monotonic() + 60
+        while (state := background.call(_threads_and_warm_up)) != (["MainThread"], True):
+            assert state[0] == ["MainThread"] and time.monotonic() < deadline, state
+            time.sleep(0.2)  # idle, the writer imports what it will need
     finally:
         assert background.stop() == []
 

@@ -34,7 +34,6 @@ import itertools
 import multiprocessing
 import signal
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -50,10 +49,12 @@ if TYPE_CHECKING:
 _active: Writer | None = None
 _spare: Writer | None = None  # forked by prefork(), not given a store yet
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
-# imported beside the writer's work, once the store is ready, before they are asked
-# for: what a job's completion needs (tssweep.records: its work, the plots, the model's
-# saving), what the registration and the verdict import. Not sktime: a forecaster comes
-# packed (tssweep.tracking.packing); a classification sweep's first completion imports it.
+# imported while the writer waits for work, once the parent's call is answered, before
+# they are asked for: what a job's completion needs (tssweep.records: its work, the
+# plots, the model's saving), what the registration and the verdict import. Not sktime:
+# a forecaster comes packed (tssweep.tracking.packing); a classification sweep's first
+# completion imports it. In the writer's one thread: two threads importing the same
+# packages at once can each meet the other's half-made modules (sklearn, narwhals).
 _WARM_MODULES = ("tssweep.records", "tssweep.plots", "tssweep.tracking.models", "tssweep.tracking.registry",
                  "arch.bootstrap")
 
@@ -317,15 +318,17 @@ def _serve(pipe, parents_end, uri: str | None) -> None:
     # sweep's process imports the rest and checks its input
     store.warm(uri)
     TrackedRun, failure_text = runs.TrackedRun, runs.failure_text
-    # in a thread: the parent's call, the runs' creation and params, which need none
-    # of them, are answered and written meanwhile
-    importing = threading.Thread(target=_import, args=(_WARM_MODULES,), name="tssweep-writer-imports",
-                                 daemon=True)
-    importing.start()
+    warm_up = list(_WARM_MODULES)
+    answered = False  # the parent's call, which the sweep waits for, comes first
     pending: dict[int, TrackedRun | None] = {}  # None: failed, the rest of it dropped
     failed: list[str] = []
     try:
         while True:
+            if warm_up and answered and not pipe.poll():
+                _import(warm_up.pop(0))  # one, then the pipe again: work waits one import at most
+                if not warm_up:
+                    startup.done()
+                continue
             try:
                 message = pipe.recv()
             except (EOFError, OSError):
@@ -339,6 +342,7 @@ def _serve(pipe, parents_end, uri: str | None) -> None:
             if message[0] == "do":
                 _, work, args = message
                 pipe.send(_outcome(work, args))
+                answered = True
                 continue
             if message[0] == "open":
                 _, handle, where, experiment_id, tags, name, started = message
@@ -366,19 +370,19 @@ def _serve(pipe, parents_end, uri: str | None) -> None:
                 continue
             if method in ("complete", "end", "fail"):
                 del pending[handle]
+            if method == "complete":
+                # what a completion imports lives as long as the writer: kept out of every
+                # later collection, at the first one at the latest (tssweep.startup)
+                startup.done()
     finally:  # a new store's schema built aside and not taken (a refused command's)
         store.discard_prebuilt()
 
 
-def _import(names: tuple[str, ...]) -> None:
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except Exception:  # met again, and reported, where it is needed
-            pass
-    # Start-up is over here: what the imports made lives as long as the process, and is
-    # kept out of every later collection (tssweep.startup; the collector was off since).
-    startup.done()
+def _import(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception:  # met again, and reported, where it is needed
+        pass
 
 
 def _outcome(work: Callable, args: tuple) -> tuple[str, object]:
