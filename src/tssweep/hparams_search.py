@@ -21,7 +21,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from tssweep import dataset, forecast_evaluation, model, preprocess
+from tssweep import dataset, forecast_evaluation, logs, model, preprocess
 from tssweep.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ _NARROWED: dict[tuple, tuple[dict, list[str]]] = {}
 def _narrowed(config: DictConfig, distributions: dict) -> tuple[dict, list[str]]:
     """The space narrowed to the data, and a line for each narrowing; raises when
     nothing is left."""
+    logs.route_warnings()  # the choices are fitted here, before any job routes them
     if not _applies(config, list(distributions)):
         return distributions, []
     key = (OmegaConf.to_yaml(config.dataset, resolve=True), tuple(config.hydra.overrides.task),

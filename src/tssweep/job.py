@@ -25,6 +25,7 @@ from tssweep import (
     classification_evaluation,
     dataset,
     forecast_evaluation,
+    logs,
     model,
     preflight,
     preprocess,
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
     """Train and score the configured pipeline, log it, return the value(s) to optimise."""
     startup.done()
-    _route_warnings_to_log()
+    logs.route_warnings()
     hydra_cfg = HydraConfig.get()
     choices = checks.group_choices(hydra_cfg.runtime.choices)
     objectives = checks.check_job_config(cfg, choices)
@@ -181,7 +182,7 @@ def _data_tags(task: str, data) -> dict[str, object]:
 
 def fit_final(cfg: DictConfig) -> records.FinalModel:
     """The pipeline of ``cfg`` (a job's resolved config) fitted on all its labelled data."""
-    _route_warnings_to_log()  # in a sweep's own process too, where a parallel launcher ran no job
+    logs.route_warnings()  # in a sweep's own process too, where a parallel launcher ran no job
     data = preflight.load_data(cfg)
     if cfg.dataset.task == "classification":
         X_train, y_train, X_test, y_test = data
@@ -234,23 +235,3 @@ def _share_cores(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     parallel = min([cores if n < 0 else n for n in limits], default=1)
     if parallel > 1:
         cfg.model.thread_count = max(1, cores // parallel)
-
-
-class _DropRememberDataWarning(logging.Filter):
-    """sktime >= 1.2 warns at every forecaster it builds that its ``remember_data``
-    default changes in 1.3; tssweep never calls ``update``, so it does not concern us."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "remember_data" not in record.getMessage()
-
-
-def _route_warnings_to_log() -> None:
-    """Send warnings to the job's log, minus sktime's repeated ``remember_data`` notice.
-
-    A ``warnings`` filter cannot hold it back: sktime's pandas-warning guard puts a
-    global "default" filter for FutureWarning back in front after every horizon check.
-    """
-    logging.captureWarnings(True)
-    logger = logging.getLogger("py.warnings")
-    if not any(isinstance(existing, _DropRememberDataWarning) for existing in logger.filters):
-        logger.addFilter(_DropRememberDataWarning())
