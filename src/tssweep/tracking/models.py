@@ -12,7 +12,6 @@ import shutil
 import sys
 import tempfile
 import uuid
-import warnings
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -25,6 +24,7 @@ from mlflow.pyfunc import PythonModel
 from mlflow.pyfunc import save_model as save_pyfunc_model
 from mlflow.types import ColSpec, Schema
 
+from tssweep import logs
 from tssweep.tracking import packing, serving
 from tssweep.tracking.store import Store
 
@@ -167,11 +167,7 @@ def save_classifier(fitted: object, path: Path, labels: np.ndarray) -> None:
     """
     import tssweep
 
-    with warnings.catch_warnings():
-        # MLflow's hints for a model of unknown input, which this one has on purpose:
-        # integer labels (never missing: they are predicted) and no input example
-        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column", category=UserWarning)
-        warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
+    with logs.without_schema_hints():
         signature = ModelSignature(inputs=None, outputs=infer_signature(pd.DataFrame({"label": labels})).inputs)
         _quietly_save(path, code=[Path(tssweep.__file__).parent], python_model=_ClassifierModel(fitted),
                       signature=signature)

@@ -7,7 +7,6 @@ import sys
 import tempfile
 import time
 import traceback
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tssweep import logs
 from tssweep.objectives import test_twin
 from tssweep.redact import redact_uri
 from tssweep.report import EVALUATION
@@ -124,11 +124,7 @@ class TrackedRun:
         from mlflow.entities import DatasetInput, InputTag
         from mlflow.exceptions import MlflowException
 
-        with warnings.catch_warnings():
-            # MLflow's hint that integer columns cannot hold missing values: about a
-            # model's input, not a record of data used (a series' number, a step)
-            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column",
-                                    category=UserWarning)
+        with logs.without_schema_hints():  # a record of the data used, not a model's input
             inputs = [DatasetInput(from_pandas(frame, name=name, digest=digest, targets=targets)._to_mlflow_entity(),
                                    tags=[InputTag("mlflow.data.context", context)])
                       for frame, digest, context in parts]
