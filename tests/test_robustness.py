@@ -274,6 +274,35 @@ def test_parallel_jobs_on_a_brand_new_store_lose_no_run(train, client, tracking_
     assert all("mase" in r.data.metrics and len(r.outputs.model_outputs) == 1 for r in children)
 
 
+# another MLflow process creating the store, slowly (every SQL statement 2 ms late: 5 s in all), as
+# an `mlflow ui` started beside a first sweep does: MLflow creates a schema without a lock
+SLOW_CREATOR = """
+import sys, time
+import sqlalchemy
+sqlalchemy.event.listen(sqlalchemy.engine.Engine, "before_cursor_execute",
+                        lambda *args: time.sleep(0.002))
+from mlflow import MlflowClient
+MlflowClient(tracking_uri=sys.argv[1]).search_experiments()
+"""
+
+
+def test_a_sweep_waits_for_a_store_another_process_is_creating(train, tmp_path, tracking_uri):
+    store_file = tmp_path / "mlflow.db"
+    creator = subprocess.Popen([sys.executable, "-c", SLOW_CREATOR, tracking_uri],
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not store_file.exists():  # the creator's schema is under way
+        assert creator.poll() is None and time.monotonic() < deadline, creator.communicate()[1]
+        time.sleep(0.01)
+    sweep = train("-m", "seed=0,1", "model=naive", check=False)
+    assert creator.wait(timeout=120) == 0, creator.stderr.read()
+    assert sweep.returncode == 0, sweep.stderr
+    assert "already exists" not in sweep.stderr + creator.stderr.read()
+    runs = runs_of(MlflowClient(tracking_uri=tracking_uri))
+    assert sorted((r.data.tags["tssweep.role"], r.info.status) for r in runs) == [
+        ("child", "FINISHED"), ("child", "FINISHED"), ("parent", "FINISHED")]
+
+
 def test_an_unreachable_tracking_server_fails_fast_naming_it(train):
     import socket
 

@@ -7,6 +7,8 @@ import os
 import shutil
 import sys
 import tempfile
+import time
+from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -90,7 +92,10 @@ def resolved_uri(tracking_cfg: DictConfig) -> tuple[str, str]:
 @lru_cache(maxsize=None)
 def _open_store(uri: str, key: str, name: str, location: str | None) -> Store:
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        file = Path(uri.removeprefix("sqlite:///"))
+        file.parent.mkdir(parents=True, exist_ok=True)
+        if uri not in _prebuilt and not file.exists():
+            _prebuild(uri)  # a new store appears whole, never half-built, to other processes
         _place_prebuilt(uri)
     if uri.startswith(("http://", "https://")):
         _check_server(uri, key)
@@ -112,7 +117,52 @@ def client_of(uri: str) -> MlflowClient:
     database store's schema is checked, or created, as it is made)."""
     from mlflow import MlflowClient
 
+    if uri.startswith("sqlite:///"):
+        _await_schema(Path(uri.removeprefix("sqlite:///")))
     return MlflowClient(tracking_uri=uri)
+
+
+# a SQLite file written to within this many seconds, and not at MLflow's schema yet,
+# is taken to be in the middle of its creation by another process
+_BUILDING_QUIET = 10.0
+_BUILDING_PATIENCE = 120.0
+
+
+def _await_schema(file: Path) -> None:
+    """Wait while another process (an ``mlflow ui``, a user's script) is creating the
+    SQLite store at ``file``. MLflow builds a new store's schema without a lock: a
+    client made meanwhile runs the same migrations and one of them fails ("table ...
+    already exists"). Waited for: a file written to in the last few seconds whose
+    schema is not yet at MLflow's latest revision. A store at an older revision and
+    left alone is not waited for: MLflow upgrades or refuses it, as it would."""
+    deadline = time.monotonic() + _BUILDING_PATIENCE
+    head = None
+    while time.monotonic() < deadline:
+        written = max((f.stat().st_mtime for f in (file, file.with_name(file.name + "-journal"),
+                                                   file.with_name(file.name + "-wal")) if f.exists()),
+                      default=None)
+        if written is None or time.time() - written > _BUILDING_QUIET:
+            return
+        if head is None:
+            from mlflow.store.db.utils import _get_latest_schema_revision
+
+            head = _get_latest_schema_revision()
+        if _schema_revision(file) == head:
+            return
+        time.sleep(0.1)
+
+
+def _schema_revision(file: Path) -> str | None:
+    """The MLflow schema revision recorded in the SQLite file (None while it has none,
+    or while its writer holds it locked)."""
+    import sqlite3
+
+    try:
+        with closing(sqlite3.connect(f"{file.as_uri()}?mode=ro", uri=True, timeout=0.2)) as db:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
 
 
 # a new SQLite store's schema, built aside by warm() before its command may create it:
