@@ -50,6 +50,43 @@ def test_store_and_artifacts_land_where_configured(store, tmp_path):
     assert again.experiment_id == store.experiment_id
 
 
+def test_a_store_is_waited_for_only_while_another_process_builds_it(store, tmp_path, monkeypatch):
+    import sqlite3
+
+    from tssweep.tracking import store as store_module
+
+    file = tmp_path / "store" / "mlflow.db"
+    (head,) = sqlite3.connect(file).execute("SELECT version_num FROM alembic_version").fetchone()
+
+    def revise(to: str) -> None:
+        with sqlite3.connect(file) as db:
+            db.execute("UPDATE alembic_version SET version_num = ?", (to,))
+
+    def never(seconds):
+        raise AssertionError("waited")
+
+    # a store at MLflow's schema, just written to: no wait
+    monkeypatch.setattr(store_module.time, "sleep", never)
+    store_module._await_schema(file)
+    # an older schema left alone for a while: not waited for (MLflow upgrades or refuses it)
+    revise("0a8213491aaa")
+    os.utime(file, (time.time() - 60, time.time() - 60))
+    store_module._await_schema(file)
+    # the same, written to a moment ago (another process's migrations): waited for until
+    # they reach MLflow's schema
+    os.utime(file)
+    waits = []
+
+    def migrate_on(seconds):
+        waits.append(seconds)
+        if len(waits) == 3:
+            revise(head)
+
+    monkeypatch.setattr(store_module.time, "sleep", migrate_on)
+    store_module._await_schema(file)
+    assert len(waits) == 3
+
+
 def test_the_environment_uri_wins(tmp_path, monkeypatch):
     env_uri = f"sqlite:///{tmp_path}/from_env.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)
