@@ -76,6 +76,39 @@ def test_cross_validation_then_test_split(compose_cfg, preprocess, model, n_feat
         result.fold_scores["log_loss"].tolist(), rel=1e-6)
 
 
+@pytest.mark.parametrize("preprocess", ["catch22", "summary"])
+def test_series_features_made_once_give_the_scores_of_features_made_per_fold(compose_cfg, preprocess):
+    cfg = compose_cfg("dataset=unit_test", f"preprocess={preprocess}", *TINY)
+    X, y, X_test, y_test = load_panel(cfg.dataset)
+    transformer = feature_transformer(cfg.preprocess)
+    transformed, inside = [], []  # the number of series each transform is given (not sktime's own calls)
+    transform = type(transformer).transform
+
+    def counted(self, X, y=None):
+        if not inside:
+            transformed.append(len(X))
+        inside.append(True)
+        try:
+            return transform(self, X, y)
+        finally:
+            inside.pop()
+
+    per_fold = transformer.clone().set_tags(**{"scitype:instancewise": False})  # as if series mixed
+    expected = classification_evaluation.evaluate_classifier(per_fold, build_model(cfg.model),
+                                                             X, y, X_test, y_test, folds=4, seed=0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(transformer), "transform", counted)
+        once = classification_evaluation.evaluate_classifier(transformer, build_model(cfg.model),
+                                                             X, y, X_test, y_test, folds=4, seed=0)
+    assert sorted(transformed) == sorted([len(X), len(X_test)])  # each series once, not once per fold
+    pd.testing.assert_frame_equal(once.cv_points, expected.cv_points)
+    assert once.cv_scores == expected.cv_scores and once.test_scores == expected.test_scores
+    assert (once.test_predictions == expected.test_predictions).all()
+    # the model that is kept still turns series into features itself
+    assert (once.fitted.predict(X_test) == expected.fitted.predict(X_test)).all()
+    assert once.transform_seconds > 0
+
+
 def test_too_many_folds_for_the_smallest_class(compose_cfg):
     cfg = compose_cfg("dataset=unit_test", "preprocess=catch22", *TINY)
     X, y, X_test, y_test = load_panel(cfg.dataset)

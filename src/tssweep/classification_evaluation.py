@@ -6,6 +6,12 @@ on it gives ``cv_accuracy``, ``cv_balanced_accuracy``, ``cv_f1_macro`` and
 fold fits the preprocessing on its own training part, so no fold's features are shaped
 by the series it is scored on. Only then is the pipeline fitted on the whole train
 split and scored once on the official test split (``test_*``).
+
+A transformer that learns nothing and turns each series into features on its own
+(sktime's tags ``fit_is_empty`` and ``scitype:instancewise``: ``summary``, ``catch22``)
+gives a series the same features whichever part it is in, so each series is
+transformed once per job rather than once per fold: the same scores, for a fraction
+of the time (catch22's features are most of a job's).
 """
 
 from __future__ import annotations
@@ -69,17 +75,22 @@ def evaluate_classifier(transformer, model, X: pd.DataFrame, y: np.ndarray, X_te
     """
     check_folds(y, folds)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    once = _features_once(transformer, model, X, X_test)
     rows, points = [], []
     for fold, (train, valid) in enumerate(splitter.split(np.zeros(len(y)), y)):
         scores, predictions, probabilities, _, fitted = _fit_score(
-            transformer, model, X.iloc[train], y[train], X.iloc[valid], y[valid])
+            transformer, model, X.iloc[train], y[train], X.iloc[valid], y[valid],
+            None if once is None else (once.transformer, once.train[train], once.train[valid]))
         rows.append({"fold": fold, **scores})
         points.append(_series_losses(list(fitted.model.classes_), y[valid], predictions, probabilities)
                       .assign(fold=fold, series=valid))
         if after_fold is not None:
             after_fold(fold, {f"cv_{name}": rows[-1][name] for name in METRICS})
     fold_scores = pd.DataFrame(rows).set_index("fold")
-    test, predictions, _, n_features, fitted = _fit_score(transformer, model, X, y, X_test, y_test)
+    test, predictions, _, n_features, fitted = _fit_score(
+        transformer, model, X, y, X_test, y_test, None if once is None else (once.transformer, once.train, once.test))
+    if once is not None:
+        test["transform_seconds"] += once.seconds
     return ClassificationEvaluation(
         fold_scores=fold_scores,
         cv_points=pd.concat(points).sort_values("series")[["series", "fold", *METRICS]].reset_index(drop=True),
@@ -126,12 +137,38 @@ def fit_classifier(transformer, model, X: pd.DataFrame, y: np.ndarray) -> Fitted
     return FittedClassifier(transformer, fit_to_width(clone(model), n_features).fit(features, y))
 
 
-def _fit_score(transformer, model, X_fit, y_fit, X_score, y_score):
-    """Fit on one part, score the other; returns (scores with seconds, labels, class
-    probabilities, n features, the fitted classifier)."""
+@dataclass
+class _SeriesFeatures:
+    """The features of every train and test series, made once (see the module's doc)."""
+
+    transformer: object
+    train: np.ndarray
+    test: np.ndarray
+    seconds: float
+
+
+def _features_once(transformer, model, X: pd.DataFrame, X_test: pd.DataFrame) -> _SeriesFeatures | None:
+    """Each series' features, if ``transformer`` learns nothing and transforms each
+    series alone (else None: each fold fits its own)."""
+    if transformer is None or not (transformer.get_tag("fit_is_empty", False)
+                                   and transformer.get_tag("scitype:instancewise", False)):
+        return None
     start = time.perf_counter()
-    transformer = transformer.clone().fit(X_fit) if transformer is not None else None
-    features_fit, features_score = _features(transformer, model, X_fit, X_score)
+    fitted = transformer.clone().fit(X)
+    train, test = _features(fitted, model, X, X_test)
+    return _SeriesFeatures(fitted, train, test, time.perf_counter() - start)
+
+
+def _fit_score(transformer, model, X_fit, y_fit, X_score, y_score, given=None):
+    """Fit on one part, score the other; returns (scores with seconds, labels, class
+    probabilities, n features, the fitted classifier). ``given``: the transformer
+    already fitted, with the features of both parts (see :func:`_features_once`)."""
+    start = time.perf_counter()
+    if given is None:
+        transformer = transformer.clone().fit(X_fit) if transformer is not None else None
+        features_fit, features_score = _features(transformer, model, X_fit, X_score)
+    else:
+        transformer, features_fit, features_score = given
     transformed = time.perf_counter()
     n_features = features_fit.shape[1] if features_fit.ndim == 2 else X_fit.shape[1]
     fitted = fit_to_width(clone(model), n_features).fit(features_fit, y_fit)
