@@ -14,12 +14,15 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from tssweep.errors import said_alone
+
 os.environ.setdefault("TSSWEEP_ROOT", str(Path(__file__).resolve().parents[1]))
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "predict"
 
 
 @hydra.main(version_base="1.3", config_path="../conf/predict", config_name="predict")
+@said_alone
 def main(cfg: DictConfig) -> None:
     from tssweep.prediction import predict  # imported late so --help and --cfg stay fast
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from tssweep.errors import said_alone
+
 # conf/paths/default.yaml puts outputs/ under the checkout, wherever the command runs
 os.environ.setdefault("TSSWEEP_ROOT", str(Path(__file__).resolve().parents[1]))
 # numba compiles MiniRocket and catch22 once, into outputs/, not at every run
@@ -34,6 +36,7 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@said_alone
 def main(cfg: DictConfig) -> float:
     from tssweep.job import run_job  # imported late so --help and --cfg stay fast
 

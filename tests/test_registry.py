@@ -179,6 +179,7 @@ def test_bad_models_get_one_message_and_leave_the_store_alone(train, client, pre
         process = predict(override, *extra, check=False)
         assert process.returncode == 1, (override, process.stderr)
         assert said in process.stderr and "Traceback" not in process.stderr, (override, process.stderr)
+        assert "Error executing job" not in process.stderr and "HYDRA_FULL_ERROR" not in process.stderr
     assert (len(runs_of(client)), len(versions(client, "lynx-years"))) == before
     # a run's own model and a logged model's id load too; the child's was fitted without its holdout
     by_run = pd.read_csv(written(predict(f"model=runs:/{child.info.run_id}/model"))[0])

@@ -132,6 +132,8 @@ def test_bad_input_gets_one_clear_message(train, tracking_uri, tmp_path, case):
     assert process.returncode == 1, process.stderr[-2000:]
     assert fragment in process.stderr
     assert "Traceback" not in process.stderr  # user errors, not bugs
+    # the message alone: not framed by Hydra's "Error executing job" and its hint at a trace
+    assert "Error executing job" not in process.stderr and "HYDRA_FULL_ERROR" not in process.stderr
     # a mistake found before training leaves no store behind, not even an empty one
     assert store_left_alone(tracking_uri)
 

@@ -2,10 +2,15 @@
 
 Anything raised as :class:`BadInput` is the user's to fix (a wrong override, a broken
 file), so its message names the key, the value and what is allowed, in one paragraph.
-It is a Hydra ``CompactHydraException``: Hydra prints its message alone, without a
-traceback, unless ``HYDRA_FULL_ERROR=1``. Every other exception is a bug or an
-environment failure and keeps its traceback.
+It is a Hydra ``CompactHydraException``: Hydra prints its message without a
+traceback, unless ``HYDRA_FULL_ERROR=1``. A single run's task function, wrapped in
+:func:`said_alone`, prints it alone. Every other exception is a bug or an environment
+failure and keeps its traceback.
 """
+
+import functools
+import os
+import sys
 
 from hydra.errors import CompactHydraException
 
@@ -76,3 +81,24 @@ def check_required(cfg) -> None:
         also = f"; also missing: {', '.join(missing[1:])}" if len(missing) > 1 else ""
         raise BadInput(missing[0], "???", f"required but not given{also}. Set it on the command "
                        f"line, e.g. {missing[0]}=<value>.")
+
+
+def said_alone(task):
+    """A Hydra task function whose :class:`BadInput`, in a single run, is printed alone
+    and exits with code 1. Hydra would frame it between "Error executing job with
+    overrides" and a hint at a stack trace there is none of. In a sweep it fails its
+    job, as any error does, and the sweep goes on; with ``HYDRA_FULL_ERROR=1``, Hydra
+    shows its traceback."""
+    @functools.wraps(task)
+    def run(cfg):
+        try:
+            return task(cfg)
+        except BadInput as err:
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            if HydraConfig.get().mode != RunMode.RUN or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(err, file=sys.stderr)
+            raise SystemExit(1) from None
+    return run
