@@ -66,6 +66,50 @@ def test_csv_time_columns_as_people_export_them(tmp_path, stamps, freq, first, l
     assert len(series) == 12 and list(series) == list(range(12))
 
 
+# one monthly series, 24 months from 2019-01, as spreadsheets in several locales export it
+MONTHS = [f"{2019 + i // 12}-{i % 12 + 1:02d}" for i in range(24)]
+VALUES = [1234.5 + 10 * i for i in range(24)]
+
+
+def exported(separator: str, number, date=lambda month: month, header=("month", "sales")) -> str:
+    return separator.join(header) + "\r\n" + "".join(
+        f"{date(month)}{separator}{number(value)}\r\n" for month, value in zip(MONTHS, VALUES))
+
+
+def day_first(month: str) -> str:
+    return f"01/{month[5:]}/{month[:4]}"
+
+
+@pytest.mark.parametrize("text", [
+    exported(",", lambda v: f"{v}"),  # the plain way
+    "\ufeff" + exported(",", lambda v: f"{v}"),  # Excel's UTF-8 with a byte-order mark
+    exported(",", lambda v: f'"{v:,.1f}"'),  # thousands separators, quoted: "1,234.5"
+    exported(";", lambda v: f"{v:.1f}".replace(".", ",")),  # most of Europe: 1234,5
+    exported(";", lambda v: f"{v:,.1f}".replace(",", " ").replace(".", ",")),  # 1 234,5
+    exported(";", lambda v: f"{v:,.1f}".replace(",", "X").replace(".", ",").replace("X", ".")),  # 1.234,5
+    exported("\t", lambda v: f"{v}"),  # a spreadsheet's "text (tab separated)"
+    exported("|", lambda v: f"{v}"),
+    exported(";", lambda v: f"{v:.1f}".replace(".", ","), day_first),  # 01/02/2019 is February
+    exported(",", lambda v: f"{v}", lambda m: f"{m[5:]}/01/{m[:4]}"),  # the US way: 02/01/2019
+    exported(";", lambda v: f"{v:.1f}".replace(".", ","), lambda m: f"01.{m[5:]}.{m[:4]} 00:00"),
+    exported(",", lambda v: f"{v}") + ",\r\n,\r\n",  # the empty rows a spreadsheet leaves at the end
+])
+def test_csv_files_as_spreadsheets_export_them_read_alike(tmp_path, text):
+    (tmp_path / "sales.csv").write_bytes(text.encode("utf-8"))
+    series = read_series_file(str(tmp_path / "sales.csv"), "month", "sales", "M")
+    assert [str(period) for period in series.index] == MONTHS
+    assert series.tolist() == pytest.approx(VALUES)
+
+
+def test_daily_dates_day_first_or_month_first_read_as_written(tmp_path):
+    days = pd.period_range("2024-01-01", periods=40, freq="D")
+    for spelled in ("%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y"):
+        path = write_csv(tmp_path, "day,y\n" + "".join(f"{day.strftime(spelled)},{i}\n"
+                                                      for i, day in enumerate(days)))
+        series = read_series_file(path, "day", "y", "D")
+        assert series.index.equals(days) and series.tolist() == list(range(40)), spelled
+
+
 def test_whole_number_years_need_a_yearly_frequency(tmp_path):
     path = write_csv(tmp_path, "year,y\n" + "".join(f"{1700 + i},{i}\n" for i in range(12)))
     with pytest.raises(BadInput, match="dataset.freq='M': the time column 'year' holds whole numbers, "
@@ -80,7 +124,12 @@ def test_whole_number_years_need_a_yearly_frequency(tmp_path):
     (MONTHLY, {"target": "sale"}, "dataset.target", "Did you mean 'sales'"),
     (MONTHLY, {"time_column": "mnth"}, "dataset.time_column", "Did you mean 'month'"),
     ("month,sales\nsoon,1\nlater,2\n", {}, "dataset.time_column", "cannot be parsed"),
-    ("month,sales\n2020-01,a\n2020-02,b\n", {}, "dataset.target", "not numeric"),
+    ("month,sales\n2020-01,a\n2020-02,b\n", {}, "dataset.target", "not numeric: row 2 of the file holds 'a'"),
+    ("month,sales\n2020-01,1\n2020-02,unknown\n", {}, "dataset.target", "row 3 of the file holds 'unknown'"),
+    # one value with a decimal point among decimal commas: neither way, refused
+    ("month;sales\n2020-01;1,5\n2020-02;2.5\n", {}, "dataset.target", "row 2 of the file holds '1,5'"),
+    ("month,sales\n2020-01,1\n,2\n2020-03,3\n", {}, "dataset.time_column",
+     "1 rows have no timestamp, first at row 3 of the file"),
     ("month,sales\n2020-01,1\n2020-01,2\n", {}, "dataset.time_column", "repeat"),
     ("month,sales\n2020-02,1\n2020-01,2\n", {}, "dataset.time_column", "not sorted"),
     ("month,sales\n2020-01,1\n2020-03,2\n", {}, "dataset.freq", "1 gaps"),

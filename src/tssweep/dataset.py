@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import logging
 import re
 import warnings
 from functools import lru_cache
@@ -25,7 +26,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from tssweep import tables
 from tssweep.errors import BadInput, instantiate
+
+log = logging.getLogger(__name__)
 
 
 def display_name(dataset_cfg: DictConfig, option: str) -> str:
@@ -171,7 +175,7 @@ def read_series_file(path: str, time_column: str, target: str, freq: str,
             raise BadInput("dataset.path", path, f"cannot be read as Parquet ({err}).") from err
     else:
         try:
-            frame = pd.read_csv(file)
+            frame = tables.read_csv(file)
         except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
             raise BadInput("dataset.path", path, f"cannot be read as CSV ({err}).") from err
     if frame.empty:
@@ -211,12 +215,16 @@ def series_from_frame(frame: pd.DataFrame, time_column: str, target: str, freq: 
     ``id_column``, as a panel whose every series is checked alike (the message of a
     refused series names it), all ending in the same period. With ``exog_columns``,
     ``(y, X)``: the table's other columns on y's index, picked by :func:`load_exog`."""
-    _pick_column(frame, time_column, "dataset.time_column")
+    times = _pick_column(frame, time_column, "dataset.time_column")
     values = _pick_column(frame, target, "dataset.target")
     if not pd.api.types.is_numeric_dtype(values):
-        raise BadInput("dataset.target", target, "the column is not numeric.",
-                       _allowed_columns(frame.select_dtypes("number").columns))
-    index = _periods(frame[time_column], time_column, freq)
+        raise BadInput("dataset.target", target, f"the column is not numeric: {_first_text(values)}.",
+                       _allowed_columns(frame.select_dtypes("number").columns,
+                                        "a column of numbers (1234.5; 1,234.5 and 1234,5 are read too)"))
+    if times.isna().any():
+        raise BadInput("dataset.time_column", time_column, f"{int(times.isna().sum())} rows have no "
+                       f"timestamp, first at row {_row(times.isna())} of the file.")
+    index = _periods(times, time_column, freq)
     if id_column is None:
         series = pd.Series(values.to_numpy(dtype=float), index=index, name=target)
         _check_index(series, time_column, freq)
@@ -227,7 +235,7 @@ def series_from_frame(frame: pd.DataFrame, time_column: str, target: str, freq: 
     ids = _pick_column(frame, id_column, "dataset.id_column")
     if ids.isna().any():
         raise BadInput("dataset.id_column", id_column, f"{int(ids.isna().sum())} rows have no series "
-                       f"id, first at row {int(np.flatnonzero(ids.isna())[0]) + 2} of the file.")
+                       f"id, first at row {_row(ids.isna())} of the file.")
     long = pd.DataFrame({id_column: ids.astype(str).to_numpy(), time_column: index,
                          target: values.to_numpy(dtype=float)})
     parts = []
@@ -280,7 +288,7 @@ def read_panel_file(path: str) -> pd.DataFrame:
     if file.suffix.lower() != ".csv":
         raise BadInput("data", path, "unknown file type.", allowed)
     try:
-        frame = pd.read_csv(file)
+        frame = tables.read_csv(file)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise BadInput("data", path, f"cannot be read as CSV ({err}).", allowed) from err
     values = frame.select_dtypes("number")
@@ -295,6 +303,8 @@ def read_panel_file(path: str) -> pd.DataFrame:
 _QUARTER = re.compile(r"^(\d{4})\s*[-/ ]?\s*[Qq]([1-4])$")
 # "1981 W01", "1981-W01": R's yearweek (ISO weeks)
 _WEEK = re.compile(r"^(\d{4})\s*[-/ ]?\s*[Ww](\d{1,2})$")
+# "01/02/2015", "1.2.2015 00:00": month first in the US, day first in most of the world
+_NUMERIC_DATE = r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}(\s.*)?$"
 
 
 def _periods(column: pd.Series, time_column: str, freq: str) -> pd.PeriodIndex:
@@ -321,16 +331,37 @@ def _periods(column: pd.Series, time_column: str, freq: str) -> pd.PeriodIndex:
                 text = pd.Series([pd.Timestamp.fromisocalendar(int(y), int(w), 1).strftime("%Y-%m-%d")
                                   for y, w in parts.itertuples(index=False)])
             break
-    try:
-        with warnings.catch_warnings():  # element-wise parsing ("1939 Jan") is meant here
-            warnings.filterwarnings("ignore", message="Could not infer format")
-            stamps = pd.to_datetime(text, errors="raise")
-    except (ValueError, TypeError) as err:
+    readings = [False, True] if len(text) and text.str.match(_NUMERIC_DATE).all() else [False]
+    parsed = {}
+    for dayfirst in readings:
+        try:
+            with warnings.catch_warnings():  # element-wise parsing ("1939 Jan") is meant here
+                warnings.filterwarnings("ignore", message="Could not infer format")
+                parsed[dayfirst] = pd.PeriodIndex(pd.to_datetime(text, errors="raise", dayfirst=dayfirst),
+                                                  freq=freq)
+        except (ValueError, TypeError) as err:
+            failure = err
+    if not parsed:
         raise BadInput("dataset.time_column", time_column,
-                       f"its values cannot be parsed as timestamps ({err}).",
-                       "a column of dates or datetimes (2024-01-31), months (2024-03, 1939 Jan), "
-                       "quarters (1981 Q1), ISO weeks (1981 W01) or whole-number years") from err
-    return pd.PeriodIndex(stamps, freq=freq)
+                       f"its values cannot be parsed as timestamps ({failure}).",
+                       "a column of dates or datetimes (2024-01-31, 31/01/2024), months (2024-03, "
+                       "1939 Jan), quarters (1981 Q1), ISO weeks (1981 W01) or whole-number years")
+    # month first, as pandas reads them, unless only day first reads them all, or only
+    # day first gives periods in order without repeats or gaps
+    dayfirst = False not in parsed or (len(parsed) == 2 and not _regular(parsed[False])
+                                       and _regular(parsed[True]))
+    if dayfirst:
+        leading = text.str.extract(r"^(\d{1,2})\D(\d{1,2})").astype(int)
+        telling = int(np.flatnonzero((leading[0] != leading[1]).to_numpy())[0])  # 01/02, not 01/01
+        log.info("dataset.time_column %r: dates read day first (%s is %s)", time_column,
+                 text.iloc[telling], parsed[True][telling])
+    return parsed[dayfirst]
+
+
+def _regular(index: pd.PeriodIndex) -> bool:
+    """Unique, increasing periods without gaps: what a series' index must be."""
+    return (index.is_unique and index.is_monotonic_increasing
+            and len(pd.period_range(index[0], index[-1], freq=index.freq)) == len(index))
 
 
 def _whole_numbers(column: pd.Series) -> bool:
@@ -392,8 +423,23 @@ def _pick_column(frame: pd.DataFrame, column: str | None, key: str) -> pd.Series
     raise BadInput(key, column, f"no such column.{hint}", _allowed_columns(frame.columns))
 
 
-def _allowed_columns(columns) -> str:
-    return ", ".join(str(c) for c in columns) or "(none)"
+def _allowed_columns(columns, otherwise: str = "(none)") -> str:
+    return ", ".join(str(c) for c in columns) or otherwise
+
+
+def _row(flags: pd.Series) -> int:
+    """The file's row (the header is row 1) of the first row flagged."""
+    return int(flags.index[flags.to_numpy()][0]) + 2
+
+
+def _first_text(column: pd.Series) -> str:
+    """Where a column meant to hold numbers first holds something else."""
+    given = column.dropna()
+    numbers = pd.to_numeric(given, errors="coerce")
+    bad = numbers.isna()
+    if not bad.any():
+        return "its values are not numbers"
+    return f"row {_row(bad)} of the file holds {str(given[bad].iloc[0])!r}"
 
 
 def _check_index(series: pd.Series, time_column: str, freq: str) -> None:
