@@ -345,7 +345,8 @@ def _periods(column: pd.Series, time_column: str, freq: str) -> pd.PeriodIndex:
         raise BadInput("dataset.time_column", time_column,
                        f"its values cannot be parsed as timestamps ({failure}).",
                        "a column of dates or datetimes (2024-01-31, 31/01/2024), months (2024-03, "
-                       "1939 Jan), quarters (1981 Q1), ISO weeks (1981 W01) or whole-number years")
+                       "1939 Jan), quarters (1981 Q1), ISO weeks (1981 W01) or whole-number years"
+                       ) from failure
     # month first, as pandas reads them, unless only day first reads them all, or only
     # day first gives periods in order without repeats or gaps
     dayfirst = False not in parsed or (len(parsed) == 2 and not _regular(parsed[False])
@@ -359,9 +360,12 @@ def _periods(column: pd.Series, time_column: str, freq: str) -> pd.PeriodIndex:
 
 
 def _regular(index: pd.PeriodIndex) -> bool:
-    """Unique, increasing periods without gaps: what a series' index must be."""
-    return (index.is_unique and index.is_monotonic_increasing
-            and len(pd.period_range(index[0], index[-1], freq=index.freq)) == len(index))
+    """Whether the periods pass :func:`_check_index`: what a series' index must be."""
+    try:
+        _check_index(pd.Series(0.0, index=index), "", "")
+    except BadInput:
+        return False
+    return True
 
 
 def _whole_numbers(column: pd.Series) -> bool:
