@@ -86,6 +86,26 @@ def test_scores_equal_sktimes_metrics(compose_cfg):
             assert {name: scores[name] for name in METRICS} == pytest.approx(expected, rel=1e-9), (series.name, fold)
 
 
+def test_an_undefined_point_loss_is_kept_in_the_points_and_left_out_of_the_score(compose_cfg):
+    # intermittent demand: nothing sold in the first half of each year, so the seasonal
+    # naive forecast is 0 where the truth is 0, and smape is 0 / 0 at those points
+    cfg = compose_cfg("model=naive")
+    rng = np.random.default_rng(1)
+    index = pd.period_range("2000-01", periods=144, freq="M")
+    sales = np.where(index.month <= 6, 0.0, rng.uniform(5, 15, 144))
+    result = evaluate_forecaster(NaiveForecaster(strategy="last", sp=12), pd.Series(sales, index=index),
+                                 cfg.dataset)
+    points = result.backtest_points
+    undefined = points["smape"].isna()
+    assert undefined.sum() == 6 * cfg.dataset.backtest.folds  # kept, as what the data gave
+    assert not points[["mae", "rmse", "mase"]].isna().any().any()
+    for fold, rows in points.groupby("fold"):
+        defined = rows["smape"].dropna()
+        assert len(defined) == 6 and np.isfinite(result.fold_scores.loc[fold, "smape"])
+        assert result.fold_scores.loc[fold, "smape"] == pytest.approx(defined.mean())
+    assert np.isfinite(result.test_scores["test_smape"])
+
+
 def test_too_short_a_series_names_the_minimum(compose_cfg):
     cfg = compose_cfg()
     short = pd.Series(np.arange(1.0, 61.0), index=pd.period_range("2000-01", periods=60, freq="M"))

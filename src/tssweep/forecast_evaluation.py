@@ -141,7 +141,7 @@ def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series | pd.DataF
         losses = point_losses(y_test, forecast, y_train, seasonal_period)
         fold_rows.append({"fold": fold, "cutoff": str(y_train.index[-1]), **_score(losses),
                           "fit_seconds": fit_seconds, "predict_seconds": predict_seconds})
-        points.append(losses.assign(fold=fold))
+        points.append(_labelled(losses, fold=fold))
         if after_fold is not None:
             after_fold(fold, fold_rows[-1])
     fold_scores = pd.DataFrame(fold_rows).set_index("fold")
@@ -154,7 +154,7 @@ def evaluate_forecaster(forecaster: BaseForecaster, series: pd.Series | pd.DataF
                        test_scores, history, holdout, holdout_forecast, fitted, fit_seconds, predict_seconds)
 
 
-def _evaluation(fold_scores: pd.DataFrame, points: list[pd.DataFrame], backtest_scores: dict, test_scores: dict,
+def _evaluation(fold_scores: pd.DataFrame, points: list[dict], backtest_scores: dict, test_scores: dict,
                 history, holdout, holdout_forecast, fitted, fit_seconds: float, predict_seconds: float,
                 series_scores: pd.DataFrame | None = None) -> ForecastEvaluation:
     """A job's evaluation from its parts: the folds' points stacked (a panel's with
@@ -162,7 +162,8 @@ def _evaluation(fold_scores: pd.DataFrame, points: list[pd.DataFrame], backtest_
     keys = ["fold", "series", "step", "time"] if series_scores is not None else ["fold", "step", "time"]
     return ForecastEvaluation(
         fold_scores=fold_scores,
-        backtest_points=pd.concat(points, ignore_index=True)[[*keys, *METRICS]],
+        backtest_points=pd.DataFrame({key: np.concatenate([one[key] for one in points])
+                                      for key in [*keys, *METRICS]}),
         backtest_scores=backtest_scores,
         test_scores=test_scores,
         history=history,
@@ -224,7 +225,7 @@ def _evaluate_panel(forecaster: BaseForecaster, panel: pd.DataFrame, dataset_cfg
         fold_rows.append({"fold": fold, "cutoff": str(cutoff),
                           **pd.DataFrame(scores.values()).mean().to_dict(),
                           "fit_seconds": fit_seconds, "predict_seconds": predict_seconds})
-        points += [frame.assign(fold=fold, series=name) for name, frame in losses.items()]
+        points += [_labelled(frame, fold=fold, series=name) for name, frame in losses.items()]
         if after_fold is not None:
             after_fold(fold, fold_rows[-1])
     fold_scores = pd.DataFrame(fold_rows).set_index("fold")
@@ -268,23 +269,36 @@ def _fit_predict(forecaster: BaseForecaster, y_train: pd.Series, target_index: p
     return model, forecast, fitted_at - start, done - fitted_at
 
 
-def point_losses(y_true: pd.Series, y_pred: pd.Series, y_train: pd.Series, sp: int) -> pd.DataFrame:
-    """Each metric's loss at each forecast point (``step`` 1..h): absolute error for
-    ``mae``, squared error for ``rmse``, the symmetric percentage error for ``smape``,
-    the absolute error over the in-sample seasonal naive error for ``mase`` (at least
-    the float epsilon, as sktime bounds it)."""
-    error = np.abs(y_true.to_numpy(float) - y_pred.to_numpy(float))
+def point_losses(y_true: pd.Series, y_pred: pd.Series, y_train: pd.Series, sp: int) -> dict[str, np.ndarray]:
+    """Each metric's loss at each forecast point (``step`` 1..h, at ``time``): absolute
+    error for ``mae``, squared error for ``rmse``, the symmetric percentage error for
+    ``smape``, the absolute error over the in-sample seasonal naive error for ``mase``
+    (at least the float epsilon, as sktime bounds it). Arrays, not a frame: a job scores
+    six forecasts, and the frame of all its points is made once (:func:`_evaluation`)."""
+    truth, predicted = y_true.to_numpy(float), y_pred.to_numpy(float)
+    error = np.abs(truth - predicted)
     train = y_train.to_numpy(float)
     naive = max(np.mean(np.abs(train[sp:] - train[:-sp])), np.finfo(float).eps) if len(train) > sp else np.nan
-    return pd.DataFrame({
-        "step": np.arange(1, len(error) + 1), "time": y_true.index.astype(str),
+    return {
+        "step": np.arange(1, len(error) + 1), "time": np.asarray(y_true.index.astype(str), dtype=object),
         "mae": error, "rmse": error ** 2,
-        "smape": 2 * error / (np.abs(y_true.to_numpy(float)) + np.abs(y_pred.to_numpy(float))),
+        "smape": 2 * error / (np.abs(truth) + np.abs(predicted)),
         "mase": error / naive,
-    })
+    }
 
 
-def _score(losses: pd.DataFrame) -> dict[str, float]:
-    """A forecast's scores from its point losses (see ``METRICS``)."""
-    means = losses[list(METRICS)].mean()
-    return {name: float(np.sqrt(means[name]) if name == "rmse" else means[name]) for name in METRICS}
+def _labelled(losses: dict[str, np.ndarray], **labels) -> dict[str, np.ndarray]:
+    """``losses`` with a column of each label's value (its fold, its series)."""
+    size = len(losses["step"])
+    return {**losses, **{key: np.full(size, value) for key, value in labels.items()}}
+
+
+def _score(losses: dict[str, np.ndarray]) -> dict[str, float]:
+    """A forecast's scores from its point losses (see ``METRICS``); a point whose loss
+    is undefined (NaN: a smape of 0 / 0, a mase without a seasonal naive) is left out."""
+    means = {}
+    for name in METRICS:
+        values = np.asarray(losses[name], dtype=float)
+        defined = values[~np.isnan(values)]
+        means[name] = float(defined.mean()) if defined.size else float("nan")
+    return {name: float(np.sqrt(mean)) if name == "rmse" else mean for name, mean in means.items()}
