@@ -176,3 +176,27 @@ def test_the_typo_check_composes_only_for_what_the_command_sets(monkeypatch):
     with pytest.raises(BadInput, match="there is no key dept in model"):
         overrides.refuse_unknown(["-m", "seed=1,2", "model.dept=3"], ROOT / "conf", "config")
     assert composed[0] == ["model.dept=3"]
+
+
+def test_a_kept_shape_copies_whole_and_apart_pickled_or_not(loaders):
+    # pickled (every shape of conf/), or deep-copied where pickle cannot (a structured
+    # config of a local class): each copy equal to the shape, with its flags, and its own
+    from dataclasses import dataclass
+
+    from tssweep.composition import _Kept
+
+    @dataclass
+    class Local:
+        depth: int = 6
+
+    _, _, master = loaders
+    local = OmegaConf.create({"model": OmegaConf.structured(Local)})
+    OmegaConf.set_struct(local, True)
+    for shape, pickled in ((master, True), (local, False)):
+        kept = _Kept(shape)
+        assert (kept._pickled is not None) is pickled
+        first, second = kept.copy(), kept.copy()
+        assert OmegaConf.to_container(first) == OmegaConf.to_container(shape)
+        assert OmegaConf.is_struct(first) and first is not shape
+        first.model.depth = 2
+        assert second.model.depth == shape.model.depth != 2
