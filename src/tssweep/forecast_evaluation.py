@@ -296,9 +296,9 @@ def _labelled(losses: dict[str, np.ndarray], **labels) -> dict[str, np.ndarray]:
 def _score(losses: dict[str, np.ndarray]) -> dict[str, float]:
     """A forecast's scores from its point losses (see ``METRICS``); a point whose loss
     is undefined (NaN: a smape of 0 / 0, a mase without a seasonal naive) is left out."""
-    means = {}
+    scores = {}
     for name in METRICS:
-        values = np.asarray(losses[name], dtype=float)
-        defined = values[~np.isnan(values)]
-        means[name] = float(defined.mean()) if defined.size else float("nan")
-    return {name: float(np.sqrt(mean)) if name == "rmse" else mean for name, mean in means.items()}
+        defined = losses[name][~np.isnan(losses[name])]
+        mean = float(defined.mean()) if defined.size else float("nan")
+        scores[name] = float(np.sqrt(mean)) if name == "rmse" else mean
+    return scores
