@@ -98,6 +98,36 @@ def predict(tmp_path, tracking_uri):
     return _predict
 
 
+# a sitecustomize that writes down, one module a line, what a sweep's writer process
+# had imported when it ended (WRITER_MODULES) and what the sweep's own process had
+# (SWEEP_MODULES, at its exit; the writer is forked from it)
+_MODULES_HOOK = """\
+import atexit, os, sys
+from tssweep.tracking import writer
+serve, sweep = writer._serve, os.getpid()
+def _written(variable):
+    with open(os.environ[variable], 'w') as out:
+        out.write('\\n'.join(sorted(sys.modules)))
+def recorded(*args):
+    try:
+        serve(*args)
+    finally:
+        _written('WRITER_MODULES')
+writer._serve = recorded
+atexit.register(lambda: os.getpid() == sweep and _written('SWEEP_MODULES'))
+"""
+
+
+def modules_hook(tmp_path: Path) -> dict[str, str]:
+    """The environment of a command whose processes' modules are written down into
+    ``tmp_path``'s writer_modules.txt and sweep_modules.txt (see ``_MODULES_HOOK``)."""
+    hook = tmp_path / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(_MODULES_HOOK)
+    return {"PYTHONPATH": str(hook), "WRITER_MODULES": str(tmp_path / "writer_modules.txt"),
+            "SWEEP_MODULES": str(tmp_path / "sweep_modules.txt")}
+
+
 def command_line(args) -> list[str]:
     """``-m`` first, then FAST (for CatBoost only), then the test's own overrides, which
     win over FAST."""

@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
-from conftest import ROOT, free_port, runs_of, wait_for_health
+from conftest import ROOT, free_port, modules_hook, runs_of, wait_for_health
 from tssweep import tracking
 from tssweep.errors import BadInput
 from tssweep.tracking import registry
@@ -200,10 +200,11 @@ def test_the_store_named_by_the_config_alone_registers_and_predicts(tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     store = f"sqlite:///{tmp_path}/own.db"
 
-    def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    def run(script: str, *args: str, **more: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(ROOT / "src" / script), *args, f"tracking.uri={store}",
                                f"paths.output_dir={tmp_path}/outputs"], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=300, env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"}, check=True)
+                              text=True, timeout=300, env={**env, "MLFLOW_DISABLE_TELEMETRY": "true", **more},
+                              check=True)
 
     run("train.py", "-m", "preprocess=none,detrend", "model.iterations=30", "model.depth=4")
     client = MlflowClient(tracking_uri=store)
@@ -219,7 +220,58 @@ def test_the_store_named_by_the_config_alone_registers_and_predicts(tmp_path):
         assert len(forecast) == 12
     assert periods[0] == "1961-01"
     assert forecast["period"].iloc[0] == "1960-01"  # the child's own model: fitted without its holdout
+
+    # the same sweep again (a second `make sweep`): the same winner, scored the same, is
+    # the champion it already is, neither refitted nor registered a second time
+    again = run("train.py", "-m", "preprocess=none,detrend", "model.iterations=30", "model.depth=4",
+                **modules_hook(tmp_path / "outputs"))
+    second = parents(client)[-1]
+    assert second.info.run_id != parent.info.run_id
+    assert best_child(client, second).data.metrics["mase"] == child.data.metrics["mase"]
+    assert set(versions(client)) == {1} and champion(client) == 1
+    assert not second.outputs.model_outputs  # no refit logged on it
+    assert second.data.tags["tssweep.registered"] == f"{NAME}/1@champion"
+    assert (f"is the **champion**: the same model as version 1 (the same config, mase "
+            f"{child.data.metrics['mase']:.4f} on the same data and evaluation, from {child.info.run_name})"
+            in second.data.tags["mlflow.note.content"])
+    assert "Registered tssweep-airline" not in again.stderr
+    # what the writer found came back to the sweep's process as plain data: no mlflow there
+    assert "mlflow" not in (tmp_path / "outputs" / "sweep_modules.txt").read_text().split()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["outputs", "own.db"]
+
+
+def test_a_version_is_the_same_model_only_for_the_same_config_data_evaluation_and_score(tmp_path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    store = tracking.Store(client, client.create_experiment("e", artifact_location=str(tmp_path / "a")),
+                           client.tracking_uri)
+    model = {"model.depth": "4", "preprocess.name": "detrend", "dataset.horizon": "12", "seed": "42"}
+
+    def child(params: dict[str, str], score: float = 0.8, fingerprint: str = "d1"):
+        run = client.create_run(store.experiment_id, tags={"data.fingerprint": fingerprint})
+        for key, value in params.items():
+            client.log_param(run.info.run_id, key, value)
+        client.log_metric(run.info.run_id, "mase", score)
+        client.set_terminated(run.info.run_id)
+        return client.get_run(run.info.run_id)
+
+    held = child({**model, "paths.output_dir": "/one", "tracking.log_models": "none"})
+    client.create_registered_model(NAME)
+    client.create_model_version(NAME, str(tmp_path / "m"), run_id=held.info.run_id, tags={
+        registry.SOURCE_RUN_TAG: held.info.run_id, registry.METRIC_TAG: "mase",
+        registry.SCORE_TAG: repr(0.8), "data.fingerprint": "d1", "dataset.horizon": "12"})
+    client.set_registered_model_alias(NAME, "champion", "1")
+
+    same = registry.already_registered(store, NAME, held, "mase")
+    assert (same.version, same.alias) == (1, "champion") and "from the same run" in same.reason
+    # elsewhere, tracked otherwise: the same model
+    moved = registry.already_registered(
+        store, NAME, child({**model, "paths.output_dir": "/two", "tracking.log_models": "all"}), "mase")
+    assert (moved.version, moved.alias) == (1, "champion") and "the same model as version 1" in moved.reason
+    # another model, score, data, horizon or metric: not held by any version
+    for other in (child({**model, "model.depth": "6"}), child(model, score=0.81), child(model, fingerprint="d2"),
+                  child({**model, "dataset.horizon": "6"}), child({k: v for k, v in model.items() if k != "seed"})):
+        assert registry.already_registered(store, NAME, other, "mase") is None
+    assert registry.already_registered(store, NAME, child(model), "smape") is None
 
 
 def test_single_runs_register_only_when_asked_and_a_sweep_can_skip(train, client):

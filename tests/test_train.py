@@ -7,7 +7,7 @@ import mlflow.pyfunc
 import pandas as pd
 import pytest
 
-from conftest import runs_of, store_left_alone
+from conftest import modules_hook, runs_of, store_left_alone
 
 pytestmark = pytest.mark.slow
 
@@ -58,26 +58,8 @@ def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "outputs"]
 
 
-# what the sweep's writer process had imported when it ended, one module a line
-WRITER_MODULES = (
-    "import os, sys\n"
-    "from tssweep.tracking import writer\n"
-    "serve = writer._serve\n"
-    "def recorded(*args):\n"
-    "    try:\n"
-    "        serve(*args)\n"
-    "    finally:\n"
-    "        with open(os.environ['WRITER_MODULES'], 'w') as out:\n"
-    "            out.write('\\n'.join(sorted(sys.modules)))\n"
-    "writer._serve = recorded\n")
-
-
 def test_a_sweep_is_one_parent_with_nested_children(train, client, tmp_path):
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(WRITER_MODULES)
-    process = train("-m", "preprocess=none,log",
-                    env={"PYTHONPATH": str(hook), "WRITER_MODULES": str(tmp_path / "writer_modules.txt")})
+    process = train("-m", "preprocess=none,log", env=modules_hook(tmp_path))
     runs = runs_of(client)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -114,6 +96,9 @@ def test_a_sweep_is_one_parent_with_nested_children(train, client, tmp_path):
     imported = set((tmp_path / "writer_modules.txt").read_text().split())
     assert {"mlflow", "tssweep.records", "tssweep.tracking.registry"} <= imported
     assert not {name for name in imported if name.split(".")[0] in ("sktime", "catboost", "sklearn")}
+    # and the sweep's own process trained, refitted the winner and closed without mlflow
+    swept = set((tmp_path / "sweep_modules.txt").read_text().split())
+    assert {"sktime", "catboost", "tssweep.records"} <= swept and "mlflow" not in swept
 
 
 def test_a_failing_job_fails_alone_and_the_sweep_still_closes(train, client):

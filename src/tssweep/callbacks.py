@@ -26,6 +26,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import CompactHydraException
@@ -47,6 +48,9 @@ from tssweep import (
     tracking,
 )
 from tssweep.tracking import dashboard, names, owners, writer
+
+if TYPE_CHECKING:
+    from tssweep import records
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +317,7 @@ class _Winner:
     run_name: str
     name: str  # the registered model's
     config: DictConfig | None
-    registered: object | None  # a tssweep.tracking.registry.Registration
+    registered: records.Registration | None
 
 
 @dataclass
@@ -339,7 +343,7 @@ def _winners(where: tracking.Where, parent_id: str, metric: str, swept_keys: lis
     for run_id in report.winners(frame, metric):
         run = children[run_id]
         name = registry.registered_name(tracking_cfg, run.data.params.get("dataset.name", "data"))
-        done = registry.already_registered(store, name, run_id)
+        done = registry.already_registered(store, name, run, metric)
         winners.append(_Winner(run_id, run.info.run_name, name,
                                tracking.job_config(store, run_id) if done is None else None, done))
     return winners

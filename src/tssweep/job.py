@@ -200,10 +200,10 @@ def register_winner(cfg: DictConfig, store: tracking.Store, run_id: str, winner_
                     name: str, metric: str, what: str):
     """Refit the winner (the run ``winner_run_id``, whose config is ``cfg``) on all its
     labelled data, log it on ``run_id`` and register it as a version of ``name``:
-    champion or challenger (a :class:`tssweep.tracking.registry.Registration`)."""
+    champion or challenger (a :class:`tssweep.records.Registration`)."""
     from tssweep.tracking import registry
 
-    done = registry.already_registered(store, name, winner_run_id)
+    done = registry.already_registered(store, name, store.client.get_run(winner_run_id), metric)
     if done is not None:
         return done
     registration = registry.publish(store, run_id, winner_run_id, fit_final(cfg), cfg, name, metric, what)

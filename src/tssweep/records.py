@@ -15,7 +15,8 @@ or in a parallel launcher's worker, the job does it itself.
   classifier the pyfunc model pickles there.
 
 A sweep's winner, refitted on all its labelled data, is handed over the same way to be
-registered at the sweep's end: a :class:`FinalModel`.
+registered at the sweep's end: a :class:`FinalModel`; what became of it comes back as a
+:class:`Registration`.
 """
 
 from __future__ import annotations
@@ -140,3 +141,18 @@ class FinalModel:
         if self.task != "forecasting" or isinstance(self.fitted, tracking.PackedForecaster):
             return self
         return replace(self, fitted=tracking.pack_forecaster(self.fitted))
+
+
+@dataclass
+class Registration:
+    """What became of a winner in the registry (:mod:`tssweep.tracking.registry`): plain
+    data, handed back to a sweep's process that never imports mlflow."""
+
+    name: str
+    version: int
+    alias: str  # champion or challenger
+    reason: str  # why, in a sentence
+    ui_path: str  # the version's page, after the UI's address
+
+    def line(self) -> str:
+        return f"{self.name} version {self.version} is the {self.alias}: {self.reason}"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
@@ -28,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tssweep.errors import BadInput
 from tssweep.objectives import greater_is_better
+from tssweep.records import Registration
 from tssweep.report import EVALUATION
 from tssweep.tracking import serving
 from tssweep.tracking.models import log_model, save_classifier, save_forecaster
@@ -45,22 +45,11 @@ SCORE_TAG = "tssweep.score"
 # and the evaluation settings
 _COMPARED_ON = (METRIC_TAG, *EVALUATION)
 LOGGED_NAME = "winner"
+# params of a run that say where it ran and how it was tracked and reported, not what
+# model it fitted: two runs that differ only in these fitted the same model
+_NOT_THE_MODEL = ("paths.", "tracking.", "hydra.", "summary.", "cluster.")
 URI_FORMS = ("models:/<name>@<alias>, models:/<name>/<version>, runs:/<run id>/model "
              "or m-<logged model id>")
-
-
-@dataclass
-class Registration:
-    """What became of a winner in the registry."""
-
-    name: str
-    version: int
-    alias: str  # champion or challenger
-    reason: str  # why, in a sentence
-    ui_path: str  # the version's page, after the UI's address
-
-    def line(self) -> str:
-        return f"{self.name} version {self.version} is the {self.alias}: {self.reason}"
 
 
 def registered_name(tracking_cfg: DictConfig, dataset_name: str) -> str:
@@ -69,20 +58,54 @@ def registered_name(tracking_cfg: DictConfig, dataset_name: str) -> str:
     return str(configured) if configured else f"{tracking_cfg.experiment}-{dataset_name}"
 
 
-def already_registered(store: Store, name: str, source_run_id: str) -> Registration | None:
-    """The version that holds ``source_run_id``'s winner already (a resumed search whose
-    best trial did not change), or None."""
+def already_registered(store: Store, name: str, run, metric: str) -> Registration | None:
+    """The version of ``name`` that holds the winner ``run`` already, or None: one
+    registered from ``run`` itself (a resumed search whose best trial did not change),
+    or from an earlier run of the same model (the same sweep run again): the same
+    params but for where it ran and how it was tracked (:data:`_NOT_THE_MODEL`), and
+    the same score of ``metric`` on the same data and evaluation. Such a winner is not
+    refitted, nor registered again."""
+    client = store.client
     try:
-        found = store.client.search_model_versions(
-            f"name = '{_quoted(name)}' and tags.`{SOURCE_RUN_TAG}` = '{source_run_id}'")
+        found = client.search_model_versions(
+            f"name = '{_quoted(name)}' and tags.`{SOURCE_RUN_TAG}` = '{run.info.run_id}'")
     except MlflowException:
         return None
-    if not found:
+    if found:
+        return _holder(store, name, max(found, key=lambda v: int(v.version)),
+                       "already registered from the same run; nothing new to compare")
+    score = run.data.metrics.get(metric)
+    if score is None:
         return None
-    version = max(found, key=lambda v: int(v.version))
+    scored = {METRIC_TAG: metric, SCORE_TAG: repr(float(score)),
+              **{key: value for key, value in scored_on(run).items() if value}}
+    same_score = client.search_model_versions(
+        f"name = '{_quoted(name)}' and tags.`{SCORE_TAG}` = '{scored[SCORE_TAG]}'")
+    for version in sorted(same_score, key=lambda v: -int(v.version)):
+        if any(version.tags.get(key) != value for key, value in scored.items()):
+            continue
+        try:
+            source = client.get_run(version.tags[SOURCE_RUN_TAG])
+        except (KeyError, MlflowException):  # its run deleted since: nothing to compare with
+            continue
+        if _the_model(source.data.params) == _the_model(run.data.params):
+            return _holder(store, name, version,
+                           f"the same model as version {version.version} (the same config, "
+                           f"{metric} {float(score):.4f} on the same data and evaluation, from "
+                           f"{source.info.run_name}); not registered again")
+    return None
+
+
+def _holder(store: Store, name: str, version, reason: str) -> Registration:
+    """The existing ``version`` of ``name`` as a winner's registration."""
     alias = CHAMPION if _aliases(store, name).get(CHAMPION) == str(version.version) else CHALLENGER
-    return Registration(name, int(version.version), alias, "already registered from the same run; "
-                        "nothing new to compare", _ui_path(name, version.version))
+    return Registration(name, int(version.version), alias, reason, _ui_path(name, version.version))
+
+
+def _the_model(params: dict[str, str]) -> dict[str, str]:
+    """A run's params that say what model it fitted: all but where it ran and how it was
+    tracked and reported."""
+    return {key: value for key, value in params.items() if not key.startswith(_NOT_THE_MODEL)}
 
 
 def publish(store: Store, run_id: str, winner_run_id: str, final, config: DictConfig, name: str,
