@@ -1,5 +1,6 @@
 """End to end: ``python src/train.py`` as users run it, checked in the MLflow store."""
 
+import json
 import re
 from pathlib import Path
 
@@ -40,6 +41,11 @@ def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client,
     assert set(inputs) == {"training", "holdout"}
     assert {item.name for item in inputs.values()} == {"airline"}
     assert len({item.digest for item in inputs.values()}) == 2
+    # both from the code that ran: the script, at its commit
+    sources = [json.loads(item.source)["tags"] for item in inputs.values()]
+    assert {item.source_type for item in inputs.values()} == {"code"}
+    assert all(source["mlflow.source.name"].endswith("train.py") and
+               source["mlflow.source.git.commit"] == tags["git.commit"] for source in sources)
     (output,) = run.outputs.model_outputs
     logged = client.get_logged_model(output.model_id)
     assert logged.source_run_id == run.info.run_id and logged.status.value == "READY"
