@@ -38,6 +38,9 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 @said_alone
 def main(cfg: DictConfig) -> float:
+    from tssweep.checks import check_single_run
+
+    check_single_run(cfg)  # before the job's imports: a bad value is named at once
     from tssweep.job import run_job  # imported late so --help and --cfg stay fast
 
     return run_job(cfg)

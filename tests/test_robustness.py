@@ -10,7 +10,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from conftest import ROOT, command_line, runs_of, store_left_alone
+from conftest import ROOT, command_line, modules_hook, runs_of, store_left_alone
 
 pytestmark = pytest.mark.slow
 
@@ -136,6 +136,15 @@ def test_bad_input_gets_one_clear_message(train, tracking_uri, tmp_path, case):
     assert "Error executing job" not in process.stderr and "HYDRA_FULL_ERROR" not in process.stderr
     # a mistake found before training leaves no store behind, not even an empty one
     assert store_left_alone(tracking_uri)
+
+
+@pytest.mark.parametrize("override", ["model.depth=20", "optimized_metric=accuracy", "dataset.backtest.folds=1"])
+def test_a_bad_value_is_named_before_the_training_is_imported(train, tmp_path, override):
+    # a single run's config is checked before the job's modules load (a second of it)
+    process = train(override, check=False, env=modules_hook(tmp_path))
+    assert process.returncode == 1 and f"{override.split('=')[0]}=" in process.stderr
+    imported = set((tmp_path / "sweep_modules.txt").read_text().split())
+    assert "hydra" in imported and not {"sktime", "catboost", "sklearn", "tssweep.job"} & imported
 
 
 def test_a_sweep_refused_on_a_new_store_leaves_nothing_and_the_next_one_makes_it(train, tmp_path, tracking_uri):

@@ -86,6 +86,20 @@ def check_job_config(cfg: DictConfig, choices: dict[str, str],
     return objective_names(cfg.optimized_metric, cfg.dataset.task)
 
 
+def check_single_run(cfg: DictConfig) -> None:
+    """A single run's config checked as its job checks it (:func:`check_job_config`),
+    before ``src/train.py`` imports the job and with it sktime, CatBoost and
+    scikit-learn (about a second): a bad value is named at once. A sweep's config and
+    values were checked before its parent, in its own process; its jobs are left to
+    their own check."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.RUN:
+        check_job_config(cfg, group_choices(hydra_cfg.runtime.choices))
+
+
 def check_config(cfg: DictConfig) -> None:
     """Check every key of the table that ``cfg`` has, with interpolations resolved."""
     for key, rule in RULES.items():
