@@ -192,6 +192,12 @@ def test_bad_models_get_one_message_and_leave_the_store_alone(train, client, pre
     assert missing.returncode == 1 and "MLFLOW_TRACKING_URI='sqlite:///" in missing.stderr
     assert "no store there yet" in missing.stderr
     assert not (tmp_path / "none.db").exists()
+    # a bad horizon is named first, before the store or the model is looked at
+    for horizon, shown in (("0", "0"), ("-3", "-3"), ("2.5", "2.5"), ("true", "True"), ("abc", "'abc'")):
+        refused = predict(f"horizon={horizon}", "model=m-1", check=False, store=f"sqlite:///{tmp_path}/none.db")
+        assert refused.returncode == 1 and f"horizon={shown}: must be a whole number of steps >= 1. " \
+            "Allowed: 1, 2, ..., or null for the model's own horizon." in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr and not (tmp_path / "none.db").exists()
 
 
 def test_the_store_named_by_the_config_alone_registers_and_predicts(tmp_path):

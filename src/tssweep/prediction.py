@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 def predict(cfg: DictConfig) -> list[Path]:
     """Load ``cfg.model``, forecast or label, write the files; returns their paths."""
+    _check_horizon(cfg.horizon)
     store = tracking.connect(cfg.tracking)
     uri, location = registry.resolve(store, cfg.model)
     out = Path(HydraConfig.get().runtime.output_dir)
@@ -46,6 +47,14 @@ def predict(cfg: DictConfig) -> list[Path]:
     return written
 
 
+def _check_horizon(horizon) -> None:
+    """``horizon`` as given: null (the model's own) or a whole number of steps, checked
+    before the store is opened or a model loaded."""
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
+        raise BadInput("horizon", horizon, "must be a whole number of steps >= 1.",
+                       "1, 2, ..., or null for the model's own horizon")
+
+
 def _forecast(cfg: DictConfig, uri: str, model, face: serving.ForecastModel, out: Path) -> list[Path]:
     if face.exog:
         future = _future_regressors(cfg, uri, face)
@@ -55,9 +64,6 @@ def _forecast(cfg: DictConfig, uri: str, model, face: serving.ForecastModel, out
             raise BadInput("data", cfg.data, f"{uri} is a forecaster without regressors: it forecasts "
                            "after the series it was fitted on and reads no file.", "data=null (for this model)")
         horizon = face.fitted_steps if cfg.horizon is None else cfg.horizon
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise BadInput("horizon", horizon, "must be a whole number of steps >= 1.",
-                           f"1, 2, ..., or null for the model's own horizon ({face.fitted_steps})")
         future = pd.DataFrame({serving.STEP: range(1, horizon + 1)})
     try:
         forecast = model.predict(future)
