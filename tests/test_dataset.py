@@ -93,12 +93,32 @@ def day_first(month: str) -> str:
     exported(",", lambda v: f"{v}", lambda m: f"{m[5:]}/01/{m[:4]}"),  # the US way: 02/01/2019
     exported(";", lambda v: f"{v:.1f}".replace(".", ","), lambda m: f"01.{m[5:]}.{m[:4]} 00:00"),
     exported(",", lambda v: f"{v}") + ",\r\n,\r\n",  # the empty rows a spreadsheet leaves at the end
+    # a column formatted as money, as it is saved: "$1,234.50", 1.234,50 €, £1234.5, R$ 1.234,50
+    exported(",", lambda v: f'"${v:,.2f}"'),
+    exported(";", lambda v: f"{v:,.2f} €".replace(",", "X").replace(".", ",").replace("X", ".")),
+    exported(",", lambda v: f"£{v}"),
+    exported(";", lambda v: f"R$ {v:,.2f}".replace(",", "X").replace(".", ",").replace("X", ".")),
 ])
 def test_csv_files_as_spreadsheets_export_them_read_alike(tmp_path, text):
     (tmp_path / "sales.csv").write_bytes(text.encode("utf-8"))
     series = read_series_file(str(tmp_path / "sales.csv"), "month", "sales", "M")
     assert [str(period) for period in series.index] == MONTHS
     assert series.tolist() == pytest.approx(VALUES)
+
+
+@pytest.mark.parametrize("separator, spell, read", [
+    # a percentage is the fraction the spreadsheet holds
+    (",", lambda v: f"{v / 100:.4f}%", lambda v: v / 10_000),
+    (";", lambda v: f"{v / 100:.4f} %".replace(".", ","), lambda v: v / 10_000),
+    # an accountant's negative numbers, with and without the currency
+    (",", lambda v: f'"({v:,.1f})"', lambda v: -v),
+    (",", lambda v: f'"(${v:,.1f})"', lambda v: -v),
+    (",", lambda v: f"-${v}", lambda v: -v),
+])
+def test_percentages_and_negatives_as_spreadsheets_write_them(tmp_path, separator, spell, read):
+    (tmp_path / "rates.csv").write_text(exported(separator, spell))
+    series = read_series_file(str(tmp_path / "rates.csv"), "month", "sales", "M")
+    assert series.tolist() == pytest.approx([read(value) for value in VALUES])
 
 
 def test_daily_dates_day_first_or_month_first_read_as_written(tmp_path):
@@ -128,6 +148,10 @@ def test_whole_number_years_need_a_yearly_frequency(tmp_path):
     ("month,sales\n2020-01,1\n2020-02,unknown\n", {}, "dataset.target", "row 3 of the file holds 'unknown'"),
     # one value with a decimal point among decimal commas: neither way, refused
     ("month;sales\n2020-01;1,5\n2020-02;2.5\n", {}, "dataset.target", "row 2 of the file holds '1,5'"),
+    # two currencies, a symbol on some rows only, a unit: not one way, refused
+    ("month,sales\n2020-01,$12\n2020-02,€13\n", {}, "dataset.target", "row 2 of the file holds '$12'"),
+    ("month,sales\n2020-01,12%\n2020-02,13\n", {}, "dataset.target", "row 2 of the file holds '12%'"),
+    ("month,sales\n2020-01,12 kg\n2020-02,13 kg\n", {}, "dataset.target", "row 2 of the file holds '12 kg'"),
     ("month,sales\n2020-01,1\n,2\n2020-03,3\n", {}, "dataset.time_column",
      "1 rows have no timestamp, first at row 3 of the file"),
     ("month,sales\n2020-01,1\n2020-01,2\n", {}, "dataset.time_column", "repeat"),

@@ -220,7 +220,8 @@ def series_from_frame(frame: pd.DataFrame, time_column: str, target: str, freq: 
     if not pd.api.types.is_numeric_dtype(values):
         raise BadInput("dataset.target", target, f"the column is not numeric: {_first_text(values)}.",
                        _allowed_columns(frame.select_dtypes("number").columns,
-                                        "a column of numbers (1234.5; 1,234.5 and 1234,5 are read too)"))
+                                        "a column of numbers (1234.5; 1,234.5, 1234,5, $1,234.50, (1,234.50) and 12.5% "
+                                        "are read too, each written one way on every row)"))
     if times.isna().any():
         raise BadInput("dataset.time_column", time_column, f"{int(times.isna().sum())} rows have no "
                        f"timestamp, first at row {_row(times.isna())} of the file.")
