@@ -27,6 +27,8 @@ def test_a_single_run_is_one_top_level_run_with_everything_logged(train, client,
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     assert params["dataset.name"] == "airline" and params["preprocess.name"] == "none"
     assert params["model.name"] == "catboost" and params["model.depth"] == "4"
+    # the store the run is in (MLFLOW_TRACKING_URI), not the config's default under outputs/
+    assert params["tracking.uri"] == tracking_uri
     # the options' own declarations for the checks are not settings
     assert not {"model.tasks", "preprocess.tasks", "model.input", "preprocess.output"} & set(params)
     assert {"mase", "mae", "rmse", "smape", "test_mase", "fit_seconds", "predict_seconds"} <= set(metrics)

@@ -84,6 +84,8 @@ def run_job(cfg: DictConfig) -> float | tuple[float, ...]:
         params = {key: value for key, value in tracking.flatten(resolved).items()
                   if key != "optuna_trial" and key not in checks.OPTION_METADATA
                   and key not in _LEFT_TO_THE_MODEL}
+        # the store the run is in: MLFLOW_TRACKING_URI, when set, wins over the config's
+        params["tracking.uri"] = redact.redact_uri(where.uri)
         run.log(params={**params, **{f"{group}.name": option for group, option in choices.items()},
                         "dataset.name": dataset_name})
         folds_done: list[dict] = []
