@@ -100,9 +100,8 @@ def _unwrapped(text: pd.Series) -> tuple[pd.Series, float, list[str]]:
     a number wrapped the same way: the same currency symbol, or a percent sign, on all."""
     formats = []
     negative = text.str.fullmatch(r"\(.*\d.*\)")
-    if negative.any():
-        text = text.where(~negative, "-" + text.str.slice(1, -1).str.strip())
-    parts = text.str.extract(_AROUND)
+    signed = text.where(~negative, "-" + text.str.slice(1, -1).str.strip())
+    parts = signed.str.extract(_AROUND)
     if parts["number"].isna().any() or (parts["sign"].ne("") & parts["inner_sign"].ne("")).any():
         return text, 1.0, []
     before, after = set(parts["before"]), set(parts["after"])

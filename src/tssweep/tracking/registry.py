@@ -66,21 +66,18 @@ def already_registered(store: Store, name: str, run, metric: str) -> Registratio
     the same score of ``metric`` on the same data and evaluation. Such a winner is not
     refitted, nor registered again."""
     client = store.client
+    score = run.data.metrics.get(metric)
+    scored = _scored(run, metric) if score is not None else None
     try:
         found = client.search_model_versions(
             f"name = '{_quoted(name)}' and tags.`{SOURCE_RUN_TAG}` = '{run.info.run_id}'")
-    except MlflowException:
+        same_score = client.search_model_versions(
+            f"name = '{_quoted(name)}' and tags.`{SCORE_TAG}` = '{scored[SCORE_TAG]}'") if scored else []
+    except MlflowException:  # no such model yet
         return None
     if found:
         return _holder(store, name, max(found, key=lambda v: int(v.version)),
                        "already registered from the same run; nothing new to compare")
-    score = run.data.metrics.get(metric)
-    if score is None:
-        return None
-    scored = {METRIC_TAG: metric, SCORE_TAG: repr(float(score)),
-              **{key: value for key, value in scored_on(run).items() if value}}
-    same_score = client.search_model_versions(
-        f"name = '{_quoted(name)}' and tags.`{SCORE_TAG}` = '{scored[SCORE_TAG]}'")
     for version in sorted(same_score, key=lambda v: -int(v.version)):
         if any(version.tags.get(key) != value for key, value in scored.items()):
             continue
@@ -94,6 +91,13 @@ def already_registered(store: Store, name: str, run, metric: str) -> Registratio
                            f"{metric} {float(score):.4f} on the same data and evaluation, from "
                            f"{source.info.run_name}); not registered again")
     return None
+
+
+def _scored(run, metric: str) -> dict[str, str]:
+    """What a version records of the score of ``run`` that it holds: the metric, the
+    score, the data and the evaluation settings (the task's own)."""
+    return {METRIC_TAG: metric, SCORE_TAG: repr(float(run.data.metrics[metric])),
+            **{key: value for key, value in scored_on(run).items() if value}}
 
 
 def _holder(store: Store, name: str, version, reason: str) -> Registration:
@@ -125,10 +129,8 @@ def publish(store: Store, run_id: str, winner_run_id: str, final, config: DictCo
                    f"{final.points} {fitted_on}.")
 
     tags = {SOURCE_RUN_TAG: winner.info.run_id, PARENT_RUN_TAG: run_id,
-            OVERRIDES_TAG: winner.data.tags.get(OVERRIDES_TAG, ""), METRIC_TAG: metric,
-            SCORE_TAG: repr(float(winner.data.metrics[metric])),
-            "data.fitted_on": str(final.points), "tssweep.task": final.task,
-            **{key: value for key, value in scored_on(winner).items() if value}}  # the task's own
+            OVERRIDES_TAG: winner.data.tags.get(OVERRIDES_TAG, ""),
+            "data.fitted_on": str(final.points), "tssweep.task": final.task, **_scored(winner, metric)}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model"
         if final.task == "classification":
