@@ -214,3 +214,61 @@ def test_ctrl_c_while_the_writer_opens_the_parent_is_raised_after_with_the_paren
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     (parent,) = client.search_runs([client.get_experiment_by_name("tssweep").experiment_id])
     assert parent.info.run_id == seen["result"]
+
+
+CANCELLED_WHILE_THE_RUN_IS_CREATED = """
+import _thread, json, os, signal, sys
+sys.path.insert(0, {src!r})
+from omegaconf import OmegaConf
+from tssweep import interrupts, tracking
+
+routed = sys.argv[1] == "install"
+if routed:  # a job of a local sweep: src/train.py routed the signals
+    interrupts.install()
+else:  # a Ray worker: Python's own SIGINT handler, which ray.cancel() triggers
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+where = tracking.where(OmegaConf.create({{"uri": "sqlite:///{folder}/mlflow.db",
+                                          "artifact_location": "{folder}/artifacts", "experiment": "tssweep"}}))
+store = tracking.open_store(where)  # the one the job opens: a store is opened once per process
+create_run = store.client.create_run
+
+def created_then_interrupted(*args, **kwargs):
+    made = create_run(*args, **kwargs)  # in the store now, its id not yet handed back
+    if routed:
+        os.kill(os.getpid(), signal.SIGINT)
+    else:
+        _thread.interrupt_main()  # what ray.cancel() does to a running task
+    sum(range(10000))  # Python code runs on: where the signal lands
+    return made
+
+store.client.create_run = created_then_interrupted
+seen = {{}}
+try:
+    with tracking.job_run(where, ["seed=1"], {{}}, None, "seed=1") as run:
+        seen["body"] = "ran"
+except KeyboardInterrupt as err:
+    seen["raised"] = str(err)
+seen["runs"] = [(r.info.status, r.data.tags.get(tracking.INTERRUPTED_TAG)) for r in
+                store.client.search_runs([store.experiment_id])]
+seen["handler"] = signal.getsignal(signal.SIGINT) in (signal.default_int_handler, interrupts._interrupt)
+print(json.dumps(seen))
+"""
+
+
+def test_a_run_whose_creation_is_interrupted_is_closed_killed(tmp_path):
+    # ray.cancel() of a task that is creating its run (a sweep cut short as its jobs
+    # start) once left that run RUNNING for good: its id never came back. The interrupt
+    # now comes once the run exists, which is closed KILLED, in a Ray worker as in a
+    # local sweep; the worker's own handler is back afterwards.
+    for how in ("ray", "install"):
+        folder = tmp_path / how
+        folder.mkdir()
+        script = CANCELLED_WHILE_THE_RUN_IS_CREATED.format(src=str(ROOT / "src"), folder=str(folder))
+        done = subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+        assert done.returncode == 0, done.stderr[-3000:]
+        seen = json.loads(done.stdout.strip().splitlines()[-1])
+        assert "body" not in seen, how  # the job does not start its training
+        assert seen["raised"] == ("" if how == "ray" else "received SIGINT"), how
+        assert seen["runs"] == [["KILLED", seen["raised"] or "interrupted"]], how
+        assert seen["handler"], how

@@ -51,10 +51,18 @@ def _swallowed(unraisable) -> None:
 @contextlib.contextmanager
 def held() -> Iterator[None]:
     """Ctrl-C or SIGTERM received while the block runs interrupts at its end, not in its
-    middle (once :func:`install` routed them here): for a step that must be done whole
-    (a sweep's close: its summary, the winner's refit and registration). Not raised
-    over another exception of the block."""
+    middle: for a step that must be done whole (a run's creation, which must not leave a
+    run nobody knows the id of; a sweep's close: its summary, the winner's refit and
+    registration). Not raised over another exception of the block.
+
+    Where :func:`install` routed the signals here, both are held. Elsewhere, as in a Ray
+    worker (``ray.cancel`` interrupts a task with a simulated SIGINT), the block takes
+    over SIGINT's handler, in the main thread, for its duration, and hands a SIGINT
+    received meanwhile to the process's own handler at its end.
+    """
     global _holding
+    if not _holding:
+        _borrow_sigint()
     _holding += 1
     try:
         yield
@@ -62,11 +70,47 @@ def held() -> Iterator[None]:
         _holding -= 1
         if not _holding:
             _held.clear()  # the block's exception goes on instead (the signal is recorded)
+            _give_back_sigint()
         raise
     _holding -= 1
-    if not _holding and _held:
+    if _holding:
+        return
+    owners = _give_back_sigint()
+    if _held:
         signum = _held.pop()
+        _held.clear()
+        if owners is not None:
+            owners(signum, None)  # what the signal would have done in the block's middle
+            return
         raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+
+_borrowed: list = []  # SIGINT's own handler, while a held() block has taken it over
+
+
+def _borrow_sigint() -> None:
+    """Hold SIGINT for the block where :func:`install` did not route it here (only the
+    main thread can, and only a Python handler receives a simulated SIGINT)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    current = signal.getsignal(signal.SIGINT)
+    if current is _interrupt or not callable(current):
+        return
+    _borrowed.append(current)
+    signal.signal(signal.SIGINT, _hold)
+
+
+def _give_back_sigint():
+    """Restore the handler :func:`_borrow_sigint` took over, and return it (None if none)."""
+    if not _borrowed:
+        return None
+    handler = _borrowed.pop()
+    signal.signal(signal.SIGINT, handler)
+    return handler
+
+
+def _hold(signum: int, frame: FrameType | None) -> None:
+    _held.append(signum)
 
 
 def interrupted() -> bool:

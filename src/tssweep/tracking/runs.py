@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tssweep import logs
+from tssweep import interrupts, logs
 from tssweep.objectives import test_twin
 from tssweep.redact import redact_uri
 from tssweep.report import EVALUATION
@@ -177,17 +177,24 @@ def job_run(where: Where, overrides: list[str], tags: Mapping[str, str], sweep_d
         run_name = name or names.child_name(overrides, swept, job_num) or single_name
         run_tags[PARENT_TAG] = parent_id
         run_tags[ROLE_TAG] = "child"
-    if sweep is not None:  # opened, logged and closed by the writer, in order
-        run = background.open(where, experiment_id, run_tags, run_name)
-    else:
-        run = TrackedRun(store, store.client.create_run(store.experiment_id, tags=run_tags,
-                                                        run_name=run_name).info.run_id, run_name)
+    run = None
     try:
+        # an interrupt in the middle of the creation would leave a run RUNNING whose id
+        # never came back: it comes once the run is known, and closes it
+        with interrupts.held():
+            if sweep is not None:  # opened, logged and closed by the writer, in order
+                run = background.open(where, experiment_id, run_tags, run_name)
+            else:
+                run = TrackedRun(store, store.client.create_run(store.experiment_id, tags=run_tags,
+                                                                run_name=run_name).info.run_id, run_name)
         yield run
     except KeyboardInterrupt as err:
-        run.end(KILLED, {INTERRUPTED_TAG: str(err) or "interrupted"})
+        if run is not None:
+            run.end(KILLED, {INTERRUPTED_TAG: str(err) or "interrupted"})
         raise
     except BaseException as err:
+        if run is None:
+            raise
         if _is_pruned(err):
             run.end(KILLED, {PRUNED_TAG: str(err)})
         else:
@@ -195,7 +202,8 @@ def job_run(where: Where, overrides: list[str], tags: Mapping[str, str], sweep_d
         raise
     else:
         if not run.completed:
-            run.end(FINISHED)
+            with interrupts.held():
+                run.end(FINISHED)
 
 
 @lru_cache(maxsize=16)
