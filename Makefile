@@ -99,6 +99,7 @@ bench-scale: install-stack
 bench: install
 	$(PY) benchmarks/peer.py
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/startup.py
 
 bench-pruning: install
 	$(PY) benchmarks/pruning.py
