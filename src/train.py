@@ -47,13 +47,14 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    from tssweep import help, interrupts, overrides
+    from tssweep import interrupts, overrides
     from tssweep.errors import BadInput
+    from tssweep.help import asks_for_help, list_groups_once
     from tssweep.tracking import writer
 
     interrupts.install()
-    if help.asks_for_help(sys.argv[1:]):
-        help.list_groups_once()  # Hydra's listing, without a copy of its configs per group
+    if asks_for_help(sys.argv[1:]):
+        list_groups_once()  # Hydra's listing, without a copy of its configs per group
     if overrides.sweeps(sys.argv[1:]):
         # a sweep's MLflow work is its writer's: forked now, it imports MLflow while
         # this process composes the config and checks it (tssweep.tracking.writer)
