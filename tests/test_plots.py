@@ -33,3 +33,29 @@ def test_each_plot_shows_its_own_series_on_its_own_time_axis(tmp_path):
     plots.forecast_plot(steps[:-5], steps[-5:], steps[-5:] + 1, "steps", tmp_path / "s.png")
     assert shown(False)[1][:3] == ["−5", "0", "5"]
     assert all((tmp_path / name).stat().st_size > 10_000 for name in ("a.png", "l.png", "s.png"))
+
+
+DRAWN = """
+import sys
+sys.path.insert(0, {src!r})
+from sktime.datasets import load_airline
+from tssweep import plots
+
+if sys.argv[1] == "warmed":  # as a sweep's writer does before its first job
+    plots.warm_up()
+airline = load_airline()
+plots.forecast_plot(airline[:-12], airline[-12:], airline[-12:] * 1.1, "airline", sys.argv[2])
+"""
+
+
+def test_the_writers_warm_up_leaves_the_first_plot_as_it_was(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    for how in ("cold", "warmed"):
+        subprocess.run([sys.executable, "-c", DRAWN.format(src=str(ROOT / "src")), how, str(tmp_path / f"{how}.png")],
+                       check=True, timeout=120)
+    warmed = (tmp_path / "warmed.png").read_bytes()
+    assert warmed == (tmp_path / "cold.png").read_bytes() and len(warmed) > 10_000

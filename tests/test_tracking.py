@@ -202,12 +202,17 @@ def _sweep_with_a_writer(store, where, tmp_path):
 
 
 def _threads_and_warm_up():
-    """In the writer: its threads' names, and whether its warm-up imports are done."""
+    """In the writer: its threads' names, and whether its warm-up is done: every module
+    imported, the git context of the datasets' source made, the job figure drawn."""
     import threading
 
-    from tssweep.tracking import writer
+    from tssweep import plots
+    from tssweep.tracking import runs, writer
 
-    return [thread.name for thread in threading.enumerate()], all(name in sys.modules for name in writer._WARM_MODULES)
+    modules = {step.partition(":")[0] for step in writer._WARM_UP}
+    done = (all(name in sys.modules for name in modules) and runs._code_source.cache_info().currsize == 1
+            and plots._job_figure.cache_info().currsize == 1)
+    return [thread.name for thread in threading.enumerate()], done
 
 
 def _parent_of(where, sweep_dir):

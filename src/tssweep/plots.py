@@ -77,6 +77,14 @@ def panel_future_plot(history: pd.Series, forecast: pd.Series, title: str, path:
     _save(figure, path)
 
 
+def warm_up() -> None:
+    """Draw this process's job figure once, empty: the first drawing of a process loads
+    the fonts and readies the renderer (about 0.1 s), which its first job's plot then
+    finds done."""
+    figure = _job_figure(True)[0]
+    FigureCanvasAgg(figure).draw()
+
+
 @lru_cache(maxsize=2)
 def _job_figure(dated: bool) -> tuple[Figure, object, list]:
     """One figure per process (and kind of time axis) that every job's forecast plot

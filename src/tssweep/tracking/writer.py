@@ -49,14 +49,22 @@ if TYPE_CHECKING:
 _active: Writer | None = None
 _spare: Writer | None = None  # forked by prefork(), not given a store yet
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
-# imported while the writer waits for work, once the parent's call is answered, before
+# done while the writer waits for work, from the moment it knows the store, before
 # they are asked for: what a job's completion needs (tssweep.records: its work, the
-# plots, the model's saving), what the registration and the verdict import. Not sktime:
-# a forecaster comes packed (tssweep.tracking.packing); a classification sweep's first
-# completion imports it. In the writer's one thread: two threads importing the same
-# packages at once can each meet the other's half-made modules (sklearn, narwhals).
-_WARM_MODULES = ("tssweep.records", "tssweep.plots", "tssweep.tracking.models", "tssweep.tracking.registry",
-                 "arch.bootstrap")
+# plots, the model's saving) and makes once (the git context its datasets' source is
+# tagged with; the fonts and renderer the first figure loads), what the registration
+# and the verdict import (arch, which imports statsmodels and numba). A message waits
+# for one step at most: the big imports come in steps of about 0.1 s, their parts
+# first. Done by the sweep's first job, they took a core from its training (about
+# 1.2 s of CPU while CatBoost trains on both cores); before, the writer sat idle while
+# the sweep's process composed and checked the sweep. Not sktime: a forecaster comes
+# packed (tssweep.tracking.packing); a classification sweep's first completion imports
+# it. In the writer's one thread: two threads importing the same packages at once can
+# each meet the other's half-made modules (sklearn, narwhals).
+_WARM_UP = ("tssweep.records", "pyparsing", "matplotlib", "matplotlib.figure", "tssweep.plots",
+            "tssweep.plots:warm_up", "tssweep.tracking.runs:_code_source", "tssweep.tracking.models",
+            "tssweep.tracking.registry", "numba", "scipy.optimize", "scipy.stats.distributions", "scipy.stats",
+            "statsmodels.regression.linear_model", "arch.bootstrap", "tssweep.report")
 
 
 class CallFailed(RuntimeError):
@@ -318,14 +326,13 @@ def _serve(pipe, parents_end, uri: str | None) -> None:
     # sweep's process imports the rest and checks its input
     store.warm(uri)
     TrackedRun, failure_text = runs.TrackedRun, runs.failure_text
-    warm_up = list(_WARM_MODULES)
-    answered = False  # the parent's call, which the sweep waits for, comes first
+    warm_up = list(_WARM_UP)
     pending: dict[int, TrackedRun | None] = {}  # None: failed, the rest of it dropped
     failed: list[str] = []
     try:
         while True:
-            if warm_up and answered and not pipe.poll():
-                _import(warm_up.pop(0))  # one, then the pipe again: work waits one import at most
+            if warm_up and not pipe.poll():
+                _warm(warm_up.pop(0))  # one step, then the pipe again
                 if not warm_up:
                     startup.done()
                 continue
@@ -342,7 +349,6 @@ def _serve(pipe, parents_end, uri: str | None) -> None:
             if message[0] == "do":
                 _, work, args = message
                 pipe.send(_outcome(work, args))
-                answered = True
                 continue
             if message[0] == "open":
                 _, handle, where, experiment_id, tags, name, started = message
@@ -378,9 +384,13 @@ def _serve(pipe, parents_end, uri: str | None) -> None:
         store.discard_prebuilt()
 
 
-def _import(name: str) -> None:
+def _warm(step: str) -> None:
+    """A step of :data:`_WARM_UP`: ``module`` imported, or ``module:function`` called."""
+    name, _, function = step.partition(":")
     try:
-        importlib.import_module(name)
+        module = importlib.import_module(name)
+        if function:
+            getattr(module, function)()
     except Exception:  # met again, and reported, where it is needed
         pass
 
