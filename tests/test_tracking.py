@@ -308,6 +308,13 @@ def test_a_sweeps_own_process_imports_neither_mlflow_nor_optuna_nor_matplotlib()
 def test_a_writer_forked_before_its_store_is_known_serves_the_store_it_is_given(store, where, tmp_path):
     from tssweep.tracking import writer
 
+    # what this process made already would come with the fork: the writer's own warm-up
+    # must make them (another test may have drawn both kinds of job figure here)
+    from tssweep import plots
+    from tssweep.tracking import runs
+
+    plots._job_figure.cache_clear()
+    runs._code_source.cache_clear()
     # forked as src/train.py forks it for a sweep, before Hydra has composed the config
     writer.prefork()
     spare = writer._spare
