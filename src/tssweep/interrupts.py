@@ -75,12 +75,12 @@ def held() -> Iterator[None]:
     _holding -= 1
     if _holding:
         return
-    owners = _give_back_sigint()
+    handler = _give_back_sigint()
     if _held:
         signum = _held.pop()
         _held.clear()
-        if owners is not None:
-            owners(signum, None)  # what the signal would have done in the block's middle
+        if handler is not None:
+            handler(signum, None)  # what the signal would have done in the block's middle
             return
         raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
 
