@@ -27,8 +27,10 @@ def fold_reporter(cfg: DictConfig, sweeper_cfg: DictConfig | None) -> FoldReport
         return None  # multi-objective: Optuna cannot prune
     import optuna  # a search's job only: a grid sweep's jobs never import it
 
+    from tssweep import shared_study
+
     pruner = instantiate(sweeper_cfg.pruner) if sweeper_cfg.get("pruner") else None
-    storage = optuna.storages.get_storage(sweeper_cfg.storage)
+    storage = optuna.storages.get_storage(shared_study.open_storage(str(sweeper_cfg.storage), heartbeat=False))
     study = optuna.load_study(study_name=sweeper_cfg.study_name, storage=storage, pruner=pruner)
     study_id = storage.get_study_id_from_name(sweeper_cfg.study_name)
     trial = optuna.trial.Trial(

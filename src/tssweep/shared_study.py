@@ -43,6 +43,10 @@ SEARCH_ATTR_PREFIX = "tssweep.search."
 HEARTBEAT_SECONDS = 60
 # a trial whose process missed three heartbeats is taken for dead
 GRACE_SECONDS = 3 * HEARTBEAT_SECONDS
+# how long a write to a SQLite study waits for another process's lock: SQLite's default,
+# 5 s, failed an interrupted search's last write while the other process wrote, on a
+# loaded machine ("database is locked")
+SQLITE_BUSY_SECONDS = 60
 
 
 @contextlib.contextmanager
@@ -102,15 +106,20 @@ def _advisory_lock(storage: str, study_name: str) -> Iterator[None]:
         engine.dispose()
 
 
-def open_storage(storage: str) -> optuna.storages.BaseStorage | str:
-    """The study's storage with Optuna's heartbeat on, for a database URL; else as given."""
+def open_storage(storage: str, heartbeat: bool = True) -> optuna.storages.BaseStorage | str:
+    """The study's storage for a database URL, with Optuna's heartbeat on (``heartbeat``,
+    for a search's process) and, for SQLite, writes that wait up to
+    :data:`SQLITE_BUSY_SECONDS` for another process's lock; any other storage as given."""
     import optuna
 
     if not storage.startswith(("sqlite:", "postgresql", "mysql")):
         return storage
+    engine = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if storage.startswith("sqlite:") else None
+    if not heartbeat:
+        return optuna.storages.RDBStorage(storage, engine_kwargs=engine)
     with warnings.catch_warnings():  # experimental since Optuna 2.9, stable in use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(storage, heartbeat_interval=HEARTBEAT_SECONDS,
+        return optuna.storages.RDBStorage(storage, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
                                           grace_period=GRACE_SECONDS)
 
 
@@ -132,7 +141,7 @@ def other_searches(storage: str, study_name: str) -> int:
     import optuna
 
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage, heartbeat=False))
     except Exception:
         return 0
     now = time.time()
