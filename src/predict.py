@@ -34,7 +34,7 @@ if __name__ == "__main__":
     from tssweep.errors import BadInput
 
     try:
-        overrides.refuse_unknown(sys.argv[1:], CONF_DIR, "predict")
+        overrides.refuse_unknown(sys.argv[1:], CONF_DIR)
     except BadInput as err:
         print(err, file=sys.stderr)
         raise SystemExit(1) from None

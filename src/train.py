@@ -60,8 +60,9 @@ if __name__ == "__main__":
         # this process composes the config and checks it (tssweep.tracking.writer)
         writer.prefork()
     try:
-        # a typo in a key or option is named, with its near matches, before Hydra runs
-        overrides.refuse_unknown(sys.argv[1:], CONF_DIR, "config")
+        # a typo in an option is named, with its near matches, before Hydra runs; in a
+        # key, when Hydra composes the config (once for a sweep, not once more for this)
+        overrides.refuse_unknown(sys.argv[1:], CONF_DIR)
     except BadInput as err:
         print(err, file=sys.stderr)
         raise SystemExit(1) from None

@@ -158,24 +158,93 @@ def test_a_group_left_unchosen_is_composed_by_hydra(tmp_path, monkeypatch):
     assert once.load_sweep_config(master, ["x=3", "db=a"]).db.host == "a"
 
 
-def test_the_typo_check_composes_only_for_what_the_command_sets(monkeypatch):
-    # sweeps are composed job by job by the sweep's checks, Hydra's keys named by Hydra:
-    # a command setting nothing else costs the typo check no composition
-    import hydra
+# command lines as Hydra gets them (without -m): sweeps, fixed values, groups, Hydra's
+# keys, appended and deleted keys
+COMMANDS = [
+    ["seed=range(0,3)", "paths.output_dir=/tmp/tssweep-x"],
+    ["preprocess=none,log", "model.depth=4", "hydra.job.chdir=false"],
+    ["dataset=lynx", "dataset.horizon=6", "seed=1,2"],
+    ["+model.one_hot_max_size=4", "~model.l2_leaf_reg", "model={iterations: 30}", "seed=0,1"],
+    [],
+]
 
+
+def _impl_calls(monkeypatch) -> list:
+    """Each composition Hydra's config loader makes from its files, by its overrides;
+    and ``ConfigLoaderImpl.load_configuration`` given back as it is at the end."""
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", ConfigLoaderImpl.load_configuration)
+    calls = []
+    impl = ConfigLoaderImpl._load_configuration_impl
+    monkeypatch.setattr(ConfigLoaderImpl, "_load_configuration_impl",
+                        lambda self, config_name, overrides, **kwargs: calls.append(list(overrides))
+                        or impl(self, config_name, overrides, **kwargs))
+    return calls
+
+
+@pytest.mark.parametrize("line", COMMANDS)
+def test_a_sweeps_config_is_composed_once_and_is_hydras(monkeypatch, line):
+    # Hydra composes a sweep's config to read its mode, then again with hydra.mode set:
+    # the second is the first, checked, with that value, and equal to Hydra's own
+    from tssweep.composition import compose_command_once
+
+    hydra_loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(ROOT / "conf")))
+    expected = hydra_loader.load_configuration("config", [*line, "hydra.mode=MULTIRUN"], RunMode.MULTIRUN)
+    calls = _impl_calls(monkeypatch)
+    checked = []
+    compose_command_once(checked.append, lambda err, compose: None)
+    mode = hydra_loader.load_configuration("config", list(line), RunMode.MULTIRUN, validate_sweep_overrides=False)
+    assert mode.hydra.mode is None  # what Hydra's get_mode reads
+    sweep = hydra_loader.load_configuration("config", [*line, "hydra.mode=MULTIRUN"], RunMode.MULTIRUN)
+    assert calls == [line] and checked == [sweep]
+    assert OmegaConf.to_container(sweep) == OmegaConf.to_container(expected)
+    assert str(sweep.hydra.mode) == "RunMode.MULTIRUN"
+    assert list(sweep.hydra.overrides.task) == [o for o in line if not o.startswith("hydra.")]
+    assert list(sweep.hydra.overrides.hydra) == [*(o for o in line if o.startswith("hydra.")), "hydra.mode=MULTIRUN"]
+    assert OmegaConf.is_struct(sweep) and not OmegaConf.is_readonly(sweep.hydra)
+    # every later composition is Hydra's own
+    job = hydra_loader.load_sweep_config(sweep, ["seed=7"])
+    assert len(calls) == 2 and job.seed == 7
+
+
+def test_a_run_and_other_compositions_after_the_first_are_hydras(monkeypatch):
+    # a single run's second composition is in another mode: composed by Hydra; a sweep
+    # over Hydra's own config is still refused as Hydra refuses it
+    from tssweep.composition import compose_command_once
+
+    hydra_loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(ROOT / "conf")))
+    calls = _impl_calls(monkeypatch)
+    compose_command_once(lambda cfg: None, lambda err, compose: None)
+    hydra_loader.load_configuration("config", ["seed=3"], RunMode.MULTIRUN, validate_sweep_overrides=False)
+    run = hydra_loader.load_configuration("config", ["seed=3", "hydra.mode=RUN"], RunMode.RUN)
+    assert len(calls) == 2 and run.seed == 3 and str(run.hydra.mode) == "RunMode.RUN"
+    compose_command_once(lambda cfg: None, lambda err, compose: None)
+    hydra_loader.load_configuration("config", ["hydra.job.chdir=true,false"], RunMode.MULTIRUN,
+                                    validate_sweep_overrides=False)
+    with pytest.raises(ConfigCompositionException, match="Sweeping over Hydra's configuration is not supported"):
+        hydra_loader.load_configuration("config", ["hydra.job.chdir=true,false", "hydra.mode=MULTIRUN"],
+                                        RunMode.MULTIRUN)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["-m", "seed=1,2", "model.dept=3"], "model.dept='3': there is no key dept in model. Did you mean model.depth?"),
+    (["+model.dept=3"], "tssweep.model.catboost takes no argument 'dept'. Did you mean model.depth?"),
+    (["trackng.uri=x"], "there is no key trackng at the top of the config. Did you mean tracking? Allowed: "
+                        "dataset, model, optimized_metric, paths, preprocess, seed, summary, tracking."),
+])
+def test_the_typo_check_is_the_first_composition_of_hydra(monkeypatch, capsys, argv, message):
+    # the check composes nothing itself: Hydra's first composition of the command is
+    # checked, and the message printed alone (no Hydra frame, no hint at a trace)
     from tssweep import overrides
-    from tssweep.errors import BadInput
 
-    composed = []
-    compose = hydra.compose
-    monkeypatch.setattr(hydra, "compose", lambda name, overrides: composed.append(overrides) or compose(
-        name, overrides=overrides))
-    overrides.refuse_unknown(["-m", "preprocess=none,log", "hydra.sweeper.max_batch_size=2"],
-                             ROOT / "conf", "config")
-    assert composed == []
-    with pytest.raises(BadInput, match="there is no key dept in model"):
-        overrides.refuse_unknown(["-m", "seed=1,2", "model.dept=3"], ROOT / "conf", "config")
-    assert composed[0] == ["model.dept=3"]
+    hydra_loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(ROOT / "conf")))
+    calls = _impl_calls(monkeypatch)
+    overrides.refuse_unknown(argv, ROOT / "conf")
+    assert calls == []
+    command = [a for a in argv if a != "-m"]
+    # the exit passes Hydra's get_mode, which drops exceptions
+    with pytest.raises(SystemExit) as exited:
+        hydra_loader.load_configuration("config", command, RunMode.MULTIRUN, validate_sweep_overrides=False)
+    assert exited.value.code == 1 and message in capsys.readouterr().err
 
 
 def test_a_kept_shape_copies_whole_and_apart_pickled_or_not(loaders):

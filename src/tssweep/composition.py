@@ -28,6 +28,7 @@ import copy
 import pickle
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, List, Optional
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
@@ -42,6 +43,85 @@ from omegaconf.errors import OmegaConfBaseException
 # distinct shapes kept: a grid over three groups of four options has 64
 SHAPES_KEPT = 64
 _SHARED: weakref.WeakKeyDictionary[ConfigLoader, ComposeOnce] = weakref.WeakKeyDictionary()
+
+
+def compose_command_once(check: Callable[[DictConfig], None],
+                         explain: Callable[[Exception, Callable[[List[str]], DictConfig]], Optional[Exception]]) -> None:
+    """The command's config composed once before it runs, and checked as it is.
+
+    Before a sweep runs, Hydra composes its config twice: to read its mode
+    (``Hydra.get_mode``, whose errors it drops), then for the sweep, with one override
+    more, ``hydra.mode=MULTIRUN``, a value. From this call on, the next composition of
+    Hydra's config loader is passed to ``check`` and kept; the one after it gets that
+    config, if it asks for the same one, that value set and its sweep overrides checked
+    as Hydra would; else it is Hydra's own, as are all later ones (a job's, a sweep's
+    checks).
+
+    A composition error is given to ``explain`` with a function composing other
+    overrides in the same way; what it returns (None: Hydra's error stands) is raised
+    then, and again at the next composition, which would otherwise meet Hydra's error.
+    """
+    original = ConfigLoaderImpl.load_configuration
+    kept: list[tuple[tuple, List[str], DictConfig]] = []
+    refused: list[Exception] = []
+
+    def load_configuration(self: ConfigLoaderImpl, config_name: Optional[str], overrides: List[str],
+                           run_mode: RunMode, from_shell: bool = True,
+                           validate_sweep_overrides: bool = True) -> DictConfig:
+        key = (id(self), config_name, run_mode, from_shell)
+        if refused or kept:  # the second composition: the last one this hook sees
+            ConfigLoaderImpl.load_configuration = original
+            if refused:
+                raise refused[0]
+            config = _reuse(kept.pop(), key, list(overrides))
+            if config is None:
+                return original(self, config_name, overrides, run_mode, from_shell, validate_sweep_overrides)
+            if validate_sweep_overrides:
+                ConfigLoaderImpl.validate_sweep_overrides_legal(
+                    OverridesParser.create().parse_overrides(list(overrides)), run_mode, from_shell)
+            return config
+
+        def composed(chosen: List[str]) -> DictConfig:
+            return original(self, config_name, chosen, run_mode, from_shell, validate_sweep_overrides=False)
+
+        try:
+            config = original(self, config_name, overrides, run_mode, from_shell, validate_sweep_overrides)
+        except ConfigCompositionException as err:
+            explained = explain(err, composed)
+            if explained is None:
+                ConfigLoaderImpl.load_configuration = original
+                raise
+            refused.append(explained)
+            raise explained from None
+        try:
+            check(config)
+        except Exception as err:
+            refused.append(err)
+            raise
+        kept.append((key, list(overrides), config))
+        return config
+
+    ConfigLoaderImpl.load_configuration = load_configuration
+
+
+# what Hydra adds to a command's overrides between its first composition and the next
+_MODE_KEY = "hydra.mode"
+
+
+def _reuse(kept: tuple[tuple, List[str], DictConfig], key: tuple, overrides: List[str]) -> Optional[DictConfig]:
+    """The kept composition, for a composition of ``overrides`` under ``key``: the same
+    overrides, or those and ``hydra.mode=...`` after them, which is then applied and
+    recorded as Hydra's composition does; None for any other."""
+    kept_key, kept_overrides, config = kept
+    added = overrides[len(kept_overrides):]
+    if kept_key != key or overrides[:len(kept_overrides)] != kept_overrides:
+        return None
+    parsed = OverridesParser.create().parse_overrides(added)
+    if any(o.key_or_group != _MODE_KEY or o.is_sweep_override() or o.package is not None for o in parsed):
+        return None
+    ConfigLoaderImpl._apply_overrides_to_config(parsed, config)
+    config.hydra.overrides.hydra.extend([o.input_line for o in parsed])
+    return config
 
 
 def compose_once(hydra_context: HydraContext) -> HydraContext:

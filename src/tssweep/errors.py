@@ -11,6 +11,7 @@ failure and keeps its traceback.
 import functools
 import os
 import sys
+from typing import NoReturn
 
 from hydra.errors import CompactHydraException
 
@@ -83,6 +84,13 @@ def check_required(cfg) -> None:
                        f"line, e.g. {missing[0]}=<value>.")
 
 
+def exit_with(err: BadInput) -> NoReturn:
+    """Print ``err`` alone and exit with code 1: where Hydra would catch it, print it
+    and add a hint at a stack trace there is none of."""
+    print(err, file=sys.stderr)
+    raise SystemExit(1) from None
+
+
 def said_alone(task):
     """A Hydra task function whose :class:`BadInput`, in a single run, is printed alone
     and exits with code 1. Hydra would frame it between "Error executing job with
@@ -99,6 +107,5 @@ def said_alone(task):
 
             if HydraConfig.get().mode != RunMode.RUN or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(err, file=sys.stderr)
-            raise SystemExit(1) from None
+            exit_with(err)
     return run

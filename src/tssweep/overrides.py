@@ -5,8 +5,9 @@ its own wording, which lists no near match and, for a key, suggests appending it
 ``+``; and it accepts ``+model.dept=3``, which then fails deep inside the model's
 constructor. This module says, before any run exists, which key or option was meant:
 
-- :func:`refuse_unknown` composes the config of a command (``src/train.py`` calls it
-  first) and turns Hydra's composition errors into one :class:`BadInput`;
+- :func:`refuse_unknown` checks the command (``src/train.py`` calls it first): its
+  options at once, its keys in Hydra's own first composition of the config, whose
+  errors it turns into one :class:`BadInput`;
 - :func:`explain` does that for any composition error, so the sweep callback can use it
   on every job of a sweep;
 - :func:`refuse_unknown_options` checks each option named for a group, each value of a
@@ -23,12 +24,12 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
-from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from tssweep.checks import OPTION_METADATA
-from tssweep.errors import BadInput
+from tssweep.errors import BadInput, exit_with
 
 # the command-line flags that print something instead of composing this config
 _NOT_COMPOSING = ("help", "hydra_help", "shell_completion", "info", "config_path", "config_name",
@@ -44,13 +45,20 @@ def sweeps(argv: list[str]) -> bool:
     return bool(args.multirun) and not args.cfg and not any(getattr(args, flag, None) for flag in _NOT_COMPOSING)
 
 
-def refuse_unknown(argv: list[str], conf_dir: Path, config_name: str) -> None:
-    """Compose ``config_name`` with the command's overrides (not its sweeps, which the
-    sweep callback composes job by job) and raise a :class:`BadInput` naming the unknown
-    key or option, with the near matches. Other errors are left to Hydra."""
-    from hydra import compose, initialize_config_dir
+def refuse_unknown(argv: list[str], conf_dir: Path) -> None:
+    """Check the command's overrides against the config tree in ``conf_dir``: each option
+    named for a group now (:func:`refuse_unknown_options`), and each key, appended or
+    deleted, in Hydra's own first composition of the command (not its sweeps, which the
+    sweep callback composes job by job), which
+    :func:`tssweep.composition.compose_command_once` hands to this check. An unknown
+    option is raised as a :class:`BadInput` with its near matches; an unknown key, or an
+    argument its ``_target_`` does not take, is printed so and ends the command (code
+    1) before Hydra runs it; other errors are left to Hydra. Called before Hydra runs
+    (``src/train.py``, ``src/predict.py``)."""
     from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from tssweep.composition import compose_command_once
 
     args, _ = get_args_parser().parse_known_args(argv)
     if any(getattr(args, flag, None) for flag in _NOT_COMPOSING):
@@ -60,34 +68,28 @@ def refuse_unknown(argv: list[str], conf_dir: Path, config_name: str) -> None:
     except Exception:  # malformed: Hydra's parser error says where
         return
     refuse_unknown_options(args.overrides, conf_dir)
-    fixed = [o for o in parsed if not o.is_sweep_override()]
-    overrides = [o.input_line for o in fixed]
-    if all(o.is_hydra_override() for o in fixed):
-        # nothing set in the config but its sweeps, which the sweep's checks compose job
-        # by job, and Hydra's own keys, which Hydra names: nothing to compose for
-        return
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        def composed(chosen: list[str]) -> DictConfig:
-            return compose(config_name, overrides=chosen)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
 
+    def check(cfg: DictConfig) -> None:
         try:
-            cfg = composed(overrides)
-        except ConfigCompositionException as err:
-            explained = explain(err, overrides, composed)
-            if explained is None:
-                return  # Hydra reports it
-            raise explained from None
-        except Exception:  # anything else is Hydra's to report, in its own words
-            return
-    check_arguments(cfg, overrides)
+            check_arguments(cfg, fixed)
+        except BadInput as err:
+            exit_with(err)
+
+    def explained(err: Exception, compose: Callable[[list[str]], DictConfig]) -> None:
+        refused = explain(err, fixed, compose)
+        if refused is not None:
+            exit_with(refused)
+
+    compose_command_once(check, explained)
 
 
 def explain(err: Exception, overrides: list[str],
             compose: Callable[[list[str]], DictConfig]) -> BadInput | None:
     """A :class:`BadInput` for an unknown option or key, None for any other error.
 
-    ``compose`` composes a list of overrides; it is called without the faulty one, to
-    list the keys next to the unknown key.
+    ``compose`` composes a list of overrides (as the failed composition did); it is
+    called without the faulty one, to list the keys next to the unknown key.
     """
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = err.missing_cfg_file.rpartition("/")
@@ -107,8 +109,9 @@ def explain(err: Exception, overrides: list[str],
     node = OmegaConf.select(cfg, parent) if parent else cfg
     if not isinstance(node, DictConfig):
         return None
-    keys = sorted(str(k) for k in node.keys()
-                  if not str(k).startswith("_") and f"{parent}.{k}" not in OPTION_METADATA)
+    keys = sorted(str(k) for k in node.keys()  # Hydra's own node is Hydra's to name
+                  if not str(k).startswith("_") and f"{parent}.{k}" not in OPTION_METADATA
+                  and (parent or k != "hydra"))
     where = f"in {parent}" if parent else "at the top of the config"
     return BadInput(_key(faulty[0]), _value(faulty[0]),
                     f"there is no key {leaf} {where}{_near(leaf, keys, parent)}",
