@@ -20,6 +20,10 @@ config, which Hydra composed from the same files before the sweep started (sweep
 overrides are left out of it, the rest applied), when what the command line set there
 can be set again with the same result (``key=value``, ``++key=value``; not ``+key`` or
 ``~key``) and no group was left unchosen (``???``, which a sweep's composition skips).
+
+And the sweep's own config is composed once, not three times: :func:`compose_command_once`
+hands Hydra's first composition of the command (made to read its mode) to the typo
+check and then to Hydra's second (the sweep's), which differs by one value Hydra adds.
 """
 
 from __future__ import annotations
