@@ -247,6 +247,22 @@ def test_the_typo_check_is_the_first_composition_of_hydra(monkeypatch, capsys, a
     assert exited.value.code == 1 and message in capsys.readouterr().err
 
 
+def test_the_typo_check_passes_what_hydra_takes(monkeypatch, capsys):
+    # Hydra's keys of a node are no arguments of its target: a callback appended to
+    # Hydra's config, a key the sweeper takes, a partial of the model
+    from tssweep import overrides
+
+    hydra_loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(ROOT / "conf")))
+    _impl_calls(monkeypatch)
+    command = ["+hydra.callbacks.x._target_=hydra.experimental.callbacks.LogJobReturnCallback",
+               "+model._partial_=true", "hydra.sweeper.max_batch_size=2"]
+    overrides.refuse_unknown(["-m", "seed=1,2", *command], ROOT / "conf")
+    config = hydra_loader.load_configuration("config", ["seed=1,2", *command], RunMode.MULTIRUN,
+                                             validate_sweep_overrides=False)
+    assert config.hydra.callbacks.x._target_.endswith("LogJobReturnCallback") and config.model._partial_
+    assert capsys.readouterr().err == ""
+
+
 def test_a_kept_shape_copies_whole_and_apart_pickled_or_not(loaders):
     # pickled (every shape of conf/), or deep-copied where pickle cannot (a structured
     # config of a local class): each copy equal to the shape, with its flags, and its own

@@ -161,6 +161,8 @@ def check_arguments(cfg: DictConfig, overrides: list[str]) -> None:
             continue
         key = _key(override)
         parent, _, leaf = key.rpartition(".")
+        if leaf.startswith("_"):  # Hydra's own keys of a node (_target_, _partial_), no argument
+            continue
         node = OmegaConf.select(cfg, parent) if parent else None
         if not isinstance(node, DictConfig) or "_target_" not in node:
             continue
