@@ -50,7 +50,7 @@ _SHARED: weakref.WeakKeyDictionary[ConfigLoader, ComposeOnce] = weakref.WeakKeyD
 
 
 def compose_command_once(check: Callable[[DictConfig], None],
-                         explain: Callable[[Exception, Callable[[List[str]], DictConfig]], Optional[Exception]]) -> None:
+                         explain: Callable[[Exception, Callable[[List[str]], DictConfig]], None]) -> None:
     """The command's config composed once before it runs, and checked as it is.
 
     Before a sweep runs, Hydra composes its config twice: to read its mode
@@ -61,22 +61,19 @@ def compose_command_once(check: Callable[[DictConfig], None],
     as Hydra would; else it is Hydra's own, as are all later ones (a job's, a sweep's
     checks).
 
-    A composition error is given to ``explain`` with a function composing other
-    overrides in the same way; what it returns (None: Hydra's error stands) is raised
-    then, and again at the next composition, which would otherwise meet Hydra's error.
+    A composition error is first given to ``explain``, with a function composing other
+    overrides in the same way. ``check`` and ``explain`` refuse by ending the command
+    (``SystemExit``, which ``get_mode`` lets through); what they let pass is Hydra's.
     """
     original = ConfigLoaderImpl.load_configuration
     kept: list[tuple[tuple, List[str], DictConfig]] = []
-    refused: list[Exception] = []
 
     def load_configuration(self: ConfigLoaderImpl, config_name: Optional[str], overrides: List[str],
                            run_mode: RunMode, from_shell: bool = True,
                            validate_sweep_overrides: bool = True) -> DictConfig:
         key = (id(self), config_name, run_mode, from_shell)
-        if refused or kept:  # the second composition: the last one this hook sees
+        if kept:  # the second composition: the last one this hook sees
             ConfigLoaderImpl.load_configuration = original
-            if refused:
-                raise refused[0]
             config = _reuse(kept.pop(), key, list(overrides))
             if config is None:
                 return original(self, config_name, overrides, run_mode, from_shell, validate_sweep_overrides)
@@ -91,17 +88,10 @@ def compose_command_once(check: Callable[[DictConfig], None],
         try:
             config = original(self, config_name, overrides, run_mode, from_shell, validate_sweep_overrides)
         except ConfigCompositionException as err:
-            explained = explain(err, composed)
-            if explained is None:
-                ConfigLoaderImpl.load_configuration = original
-                raise
-            refused.append(explained)
-            raise explained from None
-        try:
-            check(config)
-        except Exception as err:
-            refused.append(err)
+            explain(err, composed)
+            ConfigLoaderImpl.load_configuration = original  # Hydra's error, as Hydra says it
             raise
+        check(config)
         kept.append((key, list(overrides), config))
         return config
 
