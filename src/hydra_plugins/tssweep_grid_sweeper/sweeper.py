@@ -9,17 +9,21 @@ stops the command on a job that does not compose), so that validation is left ou
 The launcher gets a config loader that composes each shape of job once
 (``tssweep.composition``): a sweep over seeds or CatBoost settings composes its first
 job and copies it for the others. Everything else is the basic sweeper's: the
-cartesian product, batches, the ``max_batch_size``.
+cartesian product, batches, the ``max_batch_size``. While it runs them, Hydra's
+bookkeeping of each job copies configs and writes its YAML cheaply
+(``tssweep.bookkeeping``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from tssweep.bookkeeping import cheap_bookkeeping
 from tssweep.composition import compose_once
 
 
@@ -30,6 +34,10 @@ class GridSweeper(BasicSweeper):
               config: DictConfig) -> None:
         super().setup(hydra_context=compose_once(hydra_context), task_function=task_function,
                       config=config)
+
+    def sweep(self, arguments: list[str]) -> Any:
+        with cheap_bookkeeping():
+            return super().sweep(arguments)
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         return None

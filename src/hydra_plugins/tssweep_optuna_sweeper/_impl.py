@@ -74,6 +74,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from tssweep import objectives, shared_study
+from tssweep.bookkeeping import cheap_bookkeeping
 from tssweep.composition import compose_once
 from tssweep.errors import BadInput
 from tssweep.redact import redact_uri
@@ -157,7 +158,8 @@ class ResumableSearch(OptunaSweeperImpl):
         space_size = None if self.custom_search_space_extender else _space_size(distributions)
 
         try:
-            self._run(study, distributions, fixed, space_size, is_grid, directions)
+            with cheap_bookkeeping():  # Hydra's copies and files of each trial, made cheaply
+                self._run(study, distributions, fixed, space_size, is_grid, directions)
         finally:  # other processes sharing the study learn that this one stopped
             if self.storage is not None:
                 with self._lock():
