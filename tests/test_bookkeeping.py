@@ -167,3 +167,47 @@ def test_hydras_own_means_come_back_after(loader_and_master):
         raise RuntimeError("a job's failure")
     assert (hydra_utils.copy, hydra_utils._save_config, HydraConfig.set_config) == before
     assert hydra_utils.copy is copy
+
+
+# interpolations of every kind OmegaConf resolves: nested, in text, escaped, resolvers
+# with arguments (and a resolver whose answer changes: each read asks it again)
+INTERPOLATED = {
+    "a": 1, "b": "${a}", "c": "x_${a}_${b}_y", "d": "${oc.select:missing,default}", "e": "\\${not.this}",
+    "f": "${oc.env:TSSWEEP_BOOKKEEPING_TEST,unset}", "g": {"h": "${..a}", "i": "${c}"}, "j": ["${a}", "${g.h}"],
+    "k": "${oc.decode:'[1, 2]'}", "l": "${counter:}", "m": "${oc.select:g.i}",
+}
+
+
+def test_interpolations_resolve_as_before_and_are_parsed_once(monkeypatch):
+    import omegaconf.base
+
+    calls = iter(range(1000))
+    OmegaConf.register_new_resolver("counter", lambda: next(calls), replace=True)
+    expected = OmegaConf.to_container(OmegaConf.create(INTERPOLATED), resolve=True)
+    from tssweep.bookkeeping import _parse_once
+
+    _parse_once.cache_clear()  # texts parsed by other tests of this process
+    parsed = []
+    parse = omegaconf.base.parse
+    monkeypatch.setattr("tssweep.bookkeeping._OMEGACONFS_PARSE", lambda *a: parsed.append(a[0]) or parse(*a))
+    with cheap_bookkeeping():
+        config = OmegaConf.create(INTERPOLATED)
+        first = OmegaConf.to_container(config, resolve=True)
+        second = OmegaConf.to_container(OmegaConf.create(INTERPOLATED), resolve=True)
+        assert config.g.i == "x_1_1_y" and config.j[1] == 1
+        bad = OmegaConf.create({"x": "${no_such_resolver:1}", "y": "${no.such.key}"})
+        with pytest.raises(Exception) as cheaply:
+            bad.x
+        with pytest.raises(Exception) as cheaply_too:
+            bad.y
+    with pytest.raises(Exception) as by_omegaconf:
+        bad.x
+    with pytest.raises(Exception) as by_omegaconf_too:
+        bad.y
+    assert {**first, "l": None} == {**expected, "l": None} == {**second, "l": None}
+    assert second["l"] == first["l"] + 1  # a resolver is asked at every read, as before
+    for mine, theirs in ((cheaply, by_omegaconf), (cheaply_too, by_omegaconf_too)):
+        assert type(mine.value) is type(theirs.value) and str(mine.value) == str(theirs.value)
+    # each text parsed once, however often it was read
+    assert len(parsed) == len(set(parsed)) and {"${a}", "x_${a}_${b}_y", "${no.such.key}"} <= set(parsed)
+    assert omegaconf.base.parse is parse

@@ -27,6 +27,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from tssweep import tables
+from tssweep.bookkeeping import to_yaml
 from tssweep.errors import BadInput, instantiate
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def load_panel(dataset_cfg: DictConfig) -> tuple[pd.DataFrame, np.ndarray, pd.Da
 
 
 def _key(dataset_cfg: DictConfig) -> str:
-    return OmegaConf.to_yaml(dataset_cfg, resolve=True)
+    return to_yaml(dataset_cfg, resolve=True)
 
 
 @lru_cache(maxsize=8)

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from tssweep import dataset, forecast_evaluation, logs, model, preprocess
+from tssweep.bookkeeping import to_yaml
 from tssweep.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def _narrowed(config: DictConfig, distributions: dict) -> tuple[dict, list[str]]
     logs.route_warnings()  # the choices are fitted here, before any job routes them
     if not _applies(config, list(distributions)):
         return distributions, []
-    key = (OmegaConf.to_yaml(config.dataset, resolve=True), tuple(config.hydra.overrides.task),
+    key = (to_yaml(config.dataset, resolve=True), tuple(config.hydra.overrides.task),
            repr(sorted(distributions.items())))
     if key not in _NARROWED:
         series = dataset.load_series(config.dataset)

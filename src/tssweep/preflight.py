@@ -15,6 +15,7 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from tssweep import checks, composition, dataset, overrides
+from tssweep.bookkeeping import to_yaml
 from tssweep.errors import BadInput
 
 # Hydra's basic sweeper, and tssweep's (the default), which composes each job once
@@ -81,7 +82,7 @@ def check_sweep_jobs(config: DictConfig, swept_keys: list[str]) -> tuple[list[st
             overrides.check_arguments(task_cfg, job_overrides or list(config.hydra.overrides.task))
             if any(key == "dataset" or key.startswith("dataset.") for key in searched):
                 continue  # each trial checks the data it draws
-            key = OmegaConf.to_yaml(task_cfg.dataset, resolve=True)
+            key = to_yaml(task_cfg.dataset, resolve=True)
             if key not in loaded:
                 loaded[key] = load_data(task_cfg)
             check_fits(task_cfg, loaded[key],

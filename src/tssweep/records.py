@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
 from tssweep import dataset, tracking
+from tssweep.bookkeeping import to_yaml
 from tssweep.forecast_evaluation import METRICS, ForecastEvaluation
 from tssweep.objectives import test_twin
 
@@ -55,7 +55,7 @@ def record_forecast(run: tracking.TrackedRun, resolved: dict, dataset_name: str,
     from tssweep import plots  # matplotlib: where the run is written (a sweep's writer)
 
     scores = record.scores
-    (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+    (artifacts / "config.yaml").write_text(to_yaml(resolved))
     test_metric = test_twin(metric)
     title = " ".join([dataset_name, run.name] + (
         [f"({test_metric} = {scores.test_scores[test_metric]:.3f})"]
@@ -98,7 +98,7 @@ def record_classification(run: tracking.TrackedRun, resolved: dict, dataset_name
     from tssweep import plots  # matplotlib: where the run is written (a sweep's writer)
     from tssweep.classification_evaluation import METRICS
 
-    (artifacts / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+    (artifacts / "config.yaml").write_text(to_yaml(resolved))
     X_train, y_train, X_test, y_test = split
     scores.fold_scores.to_csv(artifacts / "cv_folds.csv")
     scores.cv_points.to_csv(artifacts / "cv_points.csv", index=False)  # for the verdict

@@ -23,8 +23,9 @@ import tempfile
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from tssweep.bookkeeping import to_yaml
 from tssweep.errors import BadInput
 from tssweep.objectives import greater_is_better
 from tssweep.records import Registration
@@ -137,7 +138,7 @@ def publish(store: Store, run_id: str, winner_run_id: str, final, config: DictCo
             save_classifier(final.fitted, path, final.labels)
         else:
             save_forecaster(final.fitted, path)
-        (path / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
+        (path / "config.yaml").write_text(to_yaml(config, resolve=True))
         model_id = log_model(store, run_id, path, name=LOGGED_NAME, tags=tags, params=winner.data.params)
     return register(store, name, model_id, run_id, tags, description)
 
