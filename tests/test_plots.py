@@ -59,3 +59,30 @@ def test_the_writers_warm_up_leaves_the_first_plot_as_it_was(tmp_path):
                        check=True, timeout=120)
     warmed = (tmp_path / "warmed.png").read_bytes()
     assert warmed == (tmp_path / "cold.png").read_bytes() and len(warmed) > 10_000
+
+
+def test_the_plot_is_drawn_as_matplotlib_places_its_title_and_labels(tmp_path, monkeypatch):
+    # the title's height and the (empty) axis labels' places are given, not measured
+    # at each drawing: the pixels are those of matplotlib's own placement
+    import numpy as np
+    from matplotlib.axes import Axes
+    from matplotlib.axis import Axis
+    from PIL import Image
+
+    def draw(name: str) -> np.ndarray:
+        plots._job_figure.cache_clear()
+        for series, cut in ((load_airline(), 12), (load_lynx(), 10)):
+            plots.forecast_plot(series[:-cut], series[-cut:], series[-cut:] * 1.07, "a title (test_mase = 1.234)",
+                                tmp_path / f"{name}.png")
+        return np.asarray(Image.open(tmp_path / f"{name}.png"))
+
+    given = draw("given")
+    assert not plots._job_figure(True)[1].xaxis._autolabelpos  # the places are given
+    monkeypatch.setattr(Axis, "set_label_coords", lambda self, *args, **kwargs: None)
+    set_title = Axes.set_title
+    monkeypatch.setattr(Axes, "set_title", lambda self, label, *args, y=None, **kwargs: set_title(self, label))
+    measured = draw("measured")
+    plots._job_figure.cache_clear()
+    assert plots._job_figure(True)[1].xaxis._autolabelpos  # measured
+    plots._job_figure.cache_clear()
+    assert given.shape == measured.shape and (given == measured).all()

@@ -56,10 +56,21 @@ else:  # PyYAML built without libyaml
 def to_yaml(cfg: Any, resolve: bool = False) -> str:
     """``OmegaConf.to_yaml(cfg, resolve=resolve)``, the same text, emitted by libyaml.
     ``cfg`` is a config or plain data (a dict of a config resolved, say)."""
-    container = OmegaConf.to_container(cfg if OmegaConf.is_config(cfg) else OmegaConf.create(cfg),
-                                       resolve=resolve, enum_to_str=True)
-    return yaml.dump(container, default_flow_style=False, allow_unicode=True, sort_keys=False,
+    if OmegaConf.is_config(cfg) or resolve or not _plain(cfg):
+        cfg = OmegaConf.to_container(cfg if OmegaConf.is_config(cfg) else OmegaConf.create(cfg),
+                                     resolve=resolve, enum_to_str=True)
+    return yaml.dump(cfg, default_flow_style=False, allow_unicode=True, sort_keys=False,
                      Dumper=_Dumper)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is what a config makes of itself as a container (dicts with text
+    keys, lists, text, numbers, booleans, None): dumped as it is, not made a config first."""
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_plain(item) for item in value)
+    return value is None or type(value) in (str, int, float, bool)
 
 
 def copy_config(config: Container) -> Container:
