@@ -8,7 +8,7 @@ from sktime.forecasting.naive import NaiveForecaster
 
 from tssweep.dataset import load_series
 from tssweep.errors import BadInput
-from tssweep.forecast_evaluation import METRICS, evaluate_forecaster, make_splitter
+from tssweep.forecast_evaluation import METRICS, backtest_folds, evaluate_forecaster, make_splitter
 
 
 def test_folds_train_on_the_past_only_and_stop_before_the_holdout(compose_cfg):
@@ -25,6 +25,30 @@ def test_folds_train_on_the_past_only_and_stop_before_the_holdout(compose_cfg):
     cutoffs = [train.max() for train, _ in splits]
     assert np.diff(cutoffs).tolist() == [cfg.dataset.backtest.step] * (folds - 1)
     assert splits[-1][1].max() == len(history) - 1  # the last fold ends right before the holdout
+
+
+@pytest.mark.parametrize("settings", [[], ["dataset.horizon=6", "dataset.backtest.folds=3"],
+                                      ["dataset.backtest.step=5", "dataset.backtest.folds=4"],
+                                      ["dataset.horizon=1", "dataset.seasonal_period=4"]])
+def test_the_folds_kept_for_every_job_are_the_splitters_on_the_series_itself(compose_cfg, settings):
+    cfg = compose_cfg(*settings)
+    horizon = cfg.dataset.horizon
+    for length in (144, 97, 200):
+        values = np.arange(float(length))
+        for index in (pd.period_range("1990-01", periods=length, freq="M"),
+                      pd.date_range("2001-03-04", periods=length, freq="D"), pd.RangeIndex(10, 10 + length),
+                      pd.Index(np.arange(length) * 3 + 7)):
+            history = pd.Series(values, index=index).iloc[:-horizon]
+            expected = list(make_splitter(length, cfg.dataset).split(history))
+            kept = backtest_folds(length, cfg.dataset)
+            assert len(kept) == len(expected) == cfg.dataset.backtest.folds
+            for (train, test), (want_train, want_test) in zip(kept, expected):
+                assert train.tolist() == want_train.tolist() and test.tolist() == want_test.tolist()
+    assert backtest_folds(144, cfg.dataset) is backtest_folds(144, cfg.dataset)  # kept, not made again
+    with pytest.raises(ValueError):  # and shared by every job: nobody may change them
+        backtest_folds(144, cfg.dataset)[0][0][0] = 5
+    with pytest.raises(BadInput, match="has 20 points"):
+        backtest_folds(20, cfg.dataset)
 
 
 def test_scores_match_a_hand_computation(compose_cfg):
