@@ -1,6 +1,9 @@
 """The model group: CatBoost through sktime reduction, deterministic per seed, and the
 seasonal naive baseline."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -49,6 +52,29 @@ def test_importances_cover_every_lag(compose_cfg, strategy):
     if strategy == "recursive":
         # airline's strongest one-step predictor is the same month last year
         assert max(importances, key=importances.get) == "lag_12"
+
+
+@pytest.mark.parametrize("strategy", ["recursive", "direct"])
+def test_the_reduction_is_the_one_sktime_infers_for_catboost(compose_cfg, strategy):
+    """The model names the scitype make_reduction would infer for CatBoost: the same
+    forecaster, built without sktime's register of base classes."""
+    from sktime.forecasting.compose import make_reduction
+
+    forecaster = build_model(compose_cfg(*FAST, f"model.strategy={strategy}").model)
+    inferred = make_reduction(forecaster.estimator.copy(), window_length=forecaster.window_length,
+                              strategy=strategy)
+    assert type(forecaster) is type(inferred)
+    assert repr(forecaster.get_params(deep=False)) == repr(inferred.get_params(deep=False))
+
+
+def test_building_the_model_does_not_import_sktimes_other_estimators():
+    code = ("import sys\n"
+            "from tssweep.model import catboost\n"
+            "catboost(task='forecasting', window_length=12, strategy='recursive', iterations=5, depth=2,"
+            " learning_rate=0.1, l2_leaf_reg=3, rsm=None, border_count=None, seed=0, thread_count=1)\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('sktime.classification', 'sktime.clustering'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_unknown_strategy_is_refused(compose_cfg):
