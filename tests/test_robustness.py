@@ -353,20 +353,28 @@ def test_runs_of_a_sweep_killed_outright_are_closed_by_the_next_command(train, c
     owners = {run.data.tags["tssweep.owners"] for run in left.values()}
     assert len(owners) == 1 and f"/{process.pid}/" in owners.pop()
 
-    # a bystander still running is not touched: its own run stays RUNNING meanwhile
-    bystander = start(tmp_path, tracking_uri, "-m", "preprocess=detrend", "model.iterations=3000")
+    # a bystander still running is not touched: its own runs are left as it made them
+    # (its parent RUNNING until its last job, two long ones; its children RUNNING or, on
+    # a fast machine, the first one FINISHED), while the command's own opening of the
+    # store closed the killed sweep's
+    bystander = start(tmp_path, tracking_uri, "-m", "preprocess=detrend,deseasonalize", "model.iterations=3000")
     try:
         deadline = time.monotonic() + 120
-        while not (by_bystander := {run.info.run_id for run in runs_of(client)
-                                    if run.data.tags.get("tssweep.role") == "child"} - set(left)):
+        while not (children := {run.info.run_id for run in runs_of(client)
+                                if run.data.tags.get("tssweep.role") == "child"} - set(left)):
             assert bystander.poll() is None and time.monotonic() < deadline, bystander.communicate()[1][-3000:]
             time.sleep(0.2)
-        by_bystander |= {client.get_run(run_id).data.tags["mlflow.parentRunId"] for run_id in by_bystander}
+        parents = {client.get_run(run_id).data.tags["mlflow.parentRunId"] for run_id in children}
+        by_bystander = children | parents
         for run_id in left:
             run = client.get_run(run_id)
             assert run.info.status == "KILLED", run.info.run_name
             assert f"its owner {run.data.tags['tssweep.owners']} is gone" in run.data.tags["tssweep.reaped"]
-        assert {client.get_run(run_id).info.status for run_id in by_bystander} == {"RUNNING"}
+        seen = {run_id: client.get_run(run_id) for run_id in by_bystander}
+        assert bystander.poll() is None, bystander.communicate()[1][-3000:]
+        assert len(parents) == 1 and seen[next(iter(parents))].info.status == "RUNNING", seen
+        assert {seen[run_id].info.status for run_id in children} <= {"RUNNING", "FINISHED"}, seen
+        assert not [run for run in seen.values() if "tssweep.reaped" in run.data.tags], seen
     finally:
         bystander.send_signal(signal.SIGINT)
         bystander.communicate(timeout=60)
